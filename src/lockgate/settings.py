@@ -1,0 +1,103 @@
+"""Settings: one pydantic-settings tree, read from ``LOCKGATE_*`` environment variables.
+
+Every setting is documented in ``docs/settings.md``; a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Lockgate settings. Environment variables are the field names, upper-cased, prefixed
+    with ``LOCKGATE_``."""
+
+    model_config = SettingsConfigDict(env_prefix="LOCKGATE_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".lockgate"),
+        description="Workspace folder: holds the default SQLite database and artifact folder.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata store. Default: sqlite file "
+        "`<home>/lockgate.db`. PostgreSQL: `postgresql+psycopg://user@host/db`.",
+    )
+    artifacts_url: str | None = Field(
+        default=None,
+        description="fsspec URL or folder for content-addressed artifacts. "
+        "Default: `<home>/artifacts`.",
+    )
+    trust_pickle: bool = Field(
+        default=False,
+        description="Trust pickle-based artifacts (joblib/pickle, MLflow pickled flavors) "
+        "without a per-registration `--trust-pickle`. Only for artifacts you produced.",
+    )
+    actor: str | None = Field(
+        default=None,
+        description="Who is acting, recorded on every event. Default: the OS user name.",
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Where verified artifacts are unpacked for loading. Default: `<home>/cache`.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `lockgate server` binds.")
+    port: int = Field(default=8470, ge=0, le=65535, description="Port `lockgate server` binds.")
+    log_durability: Literal["async", "sync"] = Field(
+        default="async",
+        description="Prediction log durability: `async` answers before the record is on disk "
+        "(flushed every `log_flush_interval` seconds, drained on SIGTERM); `sync` answers "
+        "only after the record is durable.",
+    )
+    log_flush_interval: float = Field(
+        default=0.5, gt=0, le=60, description="Seconds between prediction log flushes (async)."
+    )
+    log_queue_size: int = Field(
+        default=100_000, ge=100, description="Bound of the in-memory prediction log queue."
+    )
+    log_overflow: Literal["block", "reject"] = Field(
+        default="block",
+        description="When the prediction log queue is full: `block` waits for room (the "
+        "request slows, nothing is lost), `reject` answers 503. Both are counted in "
+        "`lockgate_prediction_log_overflow_total`.",
+    )
+    poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between checks of endpoint definitions by a running server.",
+    )
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'lockgate.db').resolve()}"
+
+    @property
+    def resolved_artifacts_url(self) -> str:
+        if self.artifacts_url:
+            return self.artifacts_url
+        return str((self.home / "artifacts").resolve())
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return (self.cache_dir or self.home / "cache").resolve()
+
+    @property
+    def predictions_dir(self) -> Path:
+        return (self.home / "predictions").resolve()
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides taking precedence."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
