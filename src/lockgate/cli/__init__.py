@@ -1,0 +1,1 @@
+"""The ``lockgate`` command line: one module per command group; commands stay thin."""

@@ -1,0 +1,74 @@
+"""Entry point of the ``lockgate`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lockgate import __version__
+from lockgate.cli import db, models
+from lockgate.cli.context import state
+from lockgate.cli.output import console, handle_errors, print_json
+
+app = typer.Typer(
+    name="lockgate",
+    help="Lockgate: registry, gates, serving and monitoring for trained models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(models.app, name="models")
+app.add_typer(db.app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"lockgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option(help="Workspace folder (LOCKGATE_HOME).", show_default=False)
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Metadata database URL (LOCKGATE_DATABASE_URL).")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    st = state(ctx)
+    st.home = home
+    st.database_url = database_url
+
+
+@app.command("init")
+@handle_errors
+def init(
+    ctx: typer.Context,
+    json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+) -> None:
+    """Create the workspace (database migrated, artifact folder ready)."""
+    from lockgate.store.migrate import current_revision
+
+    with state(ctx).client() as client:
+        ws = client.workspace
+        doc = {
+            "home": str(ws.settings.home.resolve()),
+            "database": ws.db.engine.url.render_as_string(hide_password=True),
+            "artifacts": ws.artifacts.url,
+            "revision": current_revision(ws.db),
+        }
+    if json:
+        print_json(doc)
+    else:
+        console.print(f"workspace ready at {doc['home']} (schema {doc['revision']})")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,131 @@
+"""The Python SDK: ``lockgate.connect()`` returns a client with the same methods whether it
+works on a local workspace (embedded) or, later, a remote server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lockgate.audit.events import ChainReport, Event, iter_events, verify_chain
+from lockgate.clock import Clock
+from lockgate.errors import InvalidInputError
+from lockgate.registry.loaded import LoadedModel
+from lockgate.registry.models import AliasMove, ModelInfo, ModelVersion
+from lockgate.registry.signature import Signature
+from lockgate.settings import Settings
+from lockgate.workspace import Workspace
+
+
+class Client:
+    """Embedded client over a :class:`~lockgate.workspace.Workspace`."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+
+    # registry ---------------------------------------------------------------------------
+    def register_model(
+        self,
+        name: str,
+        model_or_path: Any,
+        *,
+        sample: Any = None,
+        reference: pd.DataFrame | str | Path | None = None,
+        target: str | None = None,
+        signature: Signature | Mapping[str, Any] | None = None,
+        flavor: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        description: str = "",
+        trust_pickle: bool = False,
+        training_data: pd.DataFrame | str | Path | None = None,
+        parent: int | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register a model object or a model file/folder as the next version of ``name``.
+
+        ``sample`` (or ``reference``) gives the signature; ``reference`` is also profiled for
+        drift detection; ``target`` names a label column in ``reference`` to leave out of the
+        signature."""
+        return self.workspace.registry.register(
+            name, model_or_path, flavor=flavor, signature=signature, sample=sample,
+            reference=reference, target=target, metrics=metrics, params=params, tags=tags,
+            description=description, trust_pickle=trust_pickle, training_data=training_data,
+            parent=parent, options=options,
+        )
+
+    def get_version(self, ref: str) -> ModelVersion:
+        """``name`` (latest), ``name/3`` or ``name@alias``."""
+        return self.workspace.registry.get_version(ref)
+
+    def list_models(self) -> list[ModelInfo]:
+        return self.workspace.registry.list_models()
+
+    def get_model(self, name: str) -> ModelInfo:
+        return self.workspace.registry.get_model(name)
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        return self.workspace.registry.list_versions(name)
+
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> AliasMove:
+        return self.workspace.registry.set_alias(name, alias, version, reason=reason)
+
+    def delete_alias(self, name: str, alias: str, *, reason: str = "") -> AliasMove:
+        return self.workspace.registry.delete_alias(name, alias, reason=reason)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        return self.workspace.registry.alias_history(name, alias)
+
+    def load(self, ref: str) -> LoadedModel:
+        """Load ``name/3`` or ``name@champion``; the artifact's hash is checked first."""
+        return self.workspace.registry.load(ref)
+
+    # audit ------------------------------------------------------------------------------
+    def events(self, *, kind: str | None = None, subject: str | None = None) -> list[Event]:
+        return list(iter_events(self.workspace.db, kind=kind, subject=subject))
+
+    def verify_events(self) -> ChainReport:
+        return verify_chain(self.workspace.db)
+
+    def close(self) -> None:
+        self.workspace.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(
+    uri: str | Path | None = None,
+    *,
+    artifacts_url: str | None = None,
+    clock: Clock | None = None,
+    **settings: Any,
+) -> Client:
+    """Open a client.
+
+    * ``None``: the workspace named by ``LOCKGATE_HOME`` (default ``./.lockgate``);
+    * a folder path: that folder as the workspace home;
+    * a database URL (``sqlite:///...``, ``postgresql://...``): that metadata store, with
+      artifacts under ``artifacts_url`` or ``LOCKGATE_ARTIFACTS_URL``.
+    """
+    overrides: dict[str, Any] = dict(settings)
+    if artifacts_url is not None:
+        overrides["artifacts_url"] = artifacts_url
+    if uri is not None:
+        text = str(uri)
+        if text.startswith(("http://", "https://")):
+            raise InvalidInputError.for_field(
+                "uri", "a workspace folder or a database URL (remote servers are not supported "
+                "by this client yet)", text,
+            )
+        if "://" in text:
+            overrides["database_url"] = text
+        else:
+            overrides["home"] = Path(text)
+    return Client(Workspace(Settings(**overrides), clock=clock))

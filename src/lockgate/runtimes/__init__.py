@@ -1,0 +1,90 @@
+"""Runtimes: one per model flavor. Heavy frameworks are imported only when their flavor is used.
+
+Third-party runtimes register under the ``lockgate.runtimes`` entry point group
+(``name = "package.module:RuntimeClass"``) and are held to the same ``check_runtime`` suite.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from lockgate.errors import InvalidInputError, RuntimeUnavailableError
+from lockgate.runtimes.base import Runtime
+
+__all__ = ["BUILTIN_RUNTIMES", "Runtime", "detect_flavor", "flavor_for_object", "get_runtime"]
+
+#: flavor -> "module:Class"; the order is the detection order
+BUILTIN_RUNTIMES: dict[str, str] = {
+    "sklearn": "lockgate.runtimes.sklearn:SklearnRuntime",
+    "onnx": "lockgate.runtimes.onnx:OnnxRuntime",
+    "xgboost": "lockgate.runtimes.xgboost:XGBoostRuntime",
+    "lightgbm": "lockgate.runtimes.lightgbm:LightGBMRuntime",
+    "torch": "lockgate.runtimes.torch:TorchRuntime",
+    "mlflow": "lockgate.runtimes.mlflow:MLflowRuntime",
+}
+
+
+@cache
+def _all_specs() -> dict[str, str]:
+    specs = dict(BUILTIN_RUNTIMES)
+    for ep in entry_points(group="lockgate.runtimes"):
+        specs.setdefault(ep.name, ep.value)
+    return specs
+
+
+def available_flavors() -> list[str]:
+    return list(_all_specs())
+
+
+def get_runtime(flavor: str) -> type[Runtime]:
+    """The runtime class of ``flavor``; a clear error when unknown or not installed."""
+    spec = _all_specs().get(flavor)
+    if spec is None:
+        raise InvalidInputError.for_field("flavor", f"one of {', '.join(_all_specs())}", flavor)
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = flavor if flavor in BUILTIN_RUNTIMES else "the plugin's package"
+        raise RuntimeUnavailableError(
+            f"flavor {flavor!r} needs a framework that is not installed ({exc.name or exc}); "
+            f"install it with: pip install 'lockgate[{extra}]'"
+        ) from None
+    cls = getattr(module, attr)
+    if not (isinstance(cls, type) and issubclass(cls, Runtime)):
+        raise RuntimeUnavailableError(f"{spec} is not a lockgate Runtime subclass")
+    return cls
+
+
+def _loadable() -> list[type[Runtime]]:
+    out = []
+    for flavor in _all_specs():
+        try:
+            out.append(get_runtime(flavor))
+        except RuntimeUnavailableError:
+            continue
+    return out
+
+
+def detect_flavor(path: Path) -> str:
+    """The flavor of the artifact at ``path``, or a clear error naming the path."""
+    for cls in _loadable():
+        if cls.detect(path):
+            return cls.flavor
+    raise InvalidInputError.for_field(
+        "flavor", "a recognised model file (give --flavor to choose one)", str(path.name)
+    )
+
+
+def flavor_for_object(obj: Any) -> str:
+    """The flavor that can serialise the in-memory model ``obj``."""
+    for cls in _loadable():
+        if cls.can_save(obj):
+            return cls.flavor
+    raise InvalidInputError.for_field(
+        "model", "a model object of a supported framework", type(obj).__qualname__
+    )

@@ -1,0 +1,80 @@
+"""Shared fixtures. The metadata store runs on a real SQLite file by default, and on the real
+local PostgreSQL when ``LOCKGATE_TEST_DATABASE_URL`` names one (a fresh database per test)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from lockgate.client import Client, connect
+
+PG_URL = os.environ.get("LOCKGATE_TEST_DATABASE_URL", "")
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty metadata database: SQLite file or a new PostgreSQL database."""
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path / 'lockgate.db'}"
+        return
+    base = make_url(PG_URL).set(drivername="postgresql+psycopg")
+    name = f"lgtest_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    h = tmp_path / "ws"
+    h.mkdir()
+    return h
+
+
+@pytest.fixture
+def env(home: Path, database_url: str) -> dict[str, str]:
+    """Environment for a subprocess (CLI, server) on the same workspace."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKGATE_")}
+    e.update(LOCKGATE_HOME=str(home), LOCKGATE_DATABASE_URL=database_url)
+    return e
+
+
+@pytest.fixture
+def client(home: Path, database_url: str) -> Iterator[Client]:
+    c = connect(home, database_url=database_url)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="session")
+def iris_like() -> tuple[pd.DataFrame, np.ndarray]:
+    """A small synthetic classification dataset with numeric and string columns."""
+    rng = np.random.default_rng(7)
+    n = 300
+    x1 = rng.normal(size=n)
+    x2 = rng.normal(size=n)
+    color = rng.choice(["red", "green", "blue"], size=n)
+    y = ((x1 + 0.5 * x2 + (color == "red")) > 0.5).astype(np.int64)
+    return pd.DataFrame({"x1": x1, "x2": x2, "color": color}), y
+
+
+@pytest.fixture(scope="session")
+def numeric_frame(iris_like: tuple[pd.DataFrame, np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
+    X, y = iris_like
+    return X[["x1", "x2"]].copy(), y
