@@ -51,10 +51,21 @@ class Client:
         drift detection; ``target`` names a label column in ``reference`` to leave out of the
         signature."""
         return self.workspace.registry.register(
-            name, model_or_path, flavor=flavor, signature=signature, sample=sample,
-            reference=reference, target=target, metrics=metrics, params=params, tags=tags,
-            description=description, trust_pickle=trust_pickle, training_data=training_data,
-            parent=parent, options=options,
+            name,
+            model_or_path,
+            flavor=flavor,
+            signature=signature,
+            sample=sample,
+            reference=reference,
+            target=target,
+            metrics=metrics,
+            params=params,
+            tags=tags,
+            description=description,
+            trust_pickle=trust_pickle,
+            training_data=training_data,
+            parent=parent,
+            options=options,
         )
 
     def get_version(self, ref: str) -> ModelVersion:
@@ -121,8 +132,10 @@ def connect(
         text = str(uri)
         if text.startswith(("http://", "https://")):
             raise InvalidInputError.for_field(
-                "uri", "a workspace folder or a database URL (remote servers are not supported "
-                "by this client yet)", text,
+                "uri",
+                "a workspace folder or a database URL (remote servers are not supported "
+                "by this client yet)",
+                text,
             )
         if "://" in text:
             overrides["database_url"] = text

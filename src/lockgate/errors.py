@@ -56,7 +56,11 @@ class InvalidInputError(LockgateError, ValueError):
         got: Any = None,
         **details: Any,
     ) -> None:
-        extra = {k: v for k, v in (("field", field), ("expected", expected), ("got", got)) if v is not None}
+        extra = {
+            k: v
+            for k, v in (("field", field), ("expected", expected), ("got", got))
+            if v is not None
+        }
         super().__init__(message, **extra, **details)
         self.field = field
         self.expected = expected

@@ -14,7 +14,11 @@ def test_infer_from_dataframe() -> None:
     df = pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5], "c": ["x", "y"], "d": [True, False]})
     sig = Signature.infer(df)
     assert [(c.name, c.dtype) for c in sig.inputs] == [
-        ("a", "int64"), ("b", "float64"), ("c", "string"), ("d", "bool")]
+        ("a", "int64"),
+        ("b", "float64"),
+        ("c", "string"),
+        ("d", "bool"),
+    ]
 
 
 def test_infer_from_array_names_columns() -> None:
@@ -23,8 +27,10 @@ def test_infer_from_array_names_columns() -> None:
 
 
 def test_round_trip() -> None:
-    sig = Signature((ColumnSpec("a", "float32"), ColumnSpec("img", "uint8", (2, 2))),
-                    (ColumnSpec("prediction", "int64"),))
+    sig = Signature(
+        (ColumnSpec("a", "float32"), ColumnSpec("img", "uint8", (2, 2))),
+        (ColumnSpec("prediction", "int64"),),
+    )
     assert Signature.from_dict(sig.to_dict()) == sig
 
 

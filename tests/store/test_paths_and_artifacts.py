@@ -22,14 +22,24 @@ def test_invalid_names_name_the_rule(name: str) -> None:
     assert repr(name) in str(exc.value)
 
 
-@pytest.mark.parametrize("path", ["../x", "a/../../b", "/etc/passwd", "C:/x", "a\\b", "a//b", "x\0"])
+@pytest.mark.parametrize(
+    "path", ["../x", "a/../../b", "/etc/passwd", "C:/x", "a\\b", "a//b", "x\0"]
+)
 def test_relative_path_refuses_traversal(path: str) -> None:
     with pytest.raises(UnsafePathError):
         validate_relative_path(path)
 
 
-@pytest.mark.parametrize("uri", ["http://example.com/m.onnx", "ftp://h/x", "data:,abc",
-                                 "s3://bucket/model", "file://otherhost/etc/passwd"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://example.com/m.onnx",
+        "ftp://h/x",
+        "data:,abc",
+        "s3://bucket/model",
+        "file://otherhost/etc/passwd",
+    ],
+)
 def test_source_refuses_schemes(uri: str) -> None:
     with pytest.raises(UnsafePathError):
         validate_source(uri)

@@ -98,8 +98,12 @@ def to_event(row: EventRow) -> Event:
 
 
 def iter_events(
-    db: Database, *, since: datetime | None = None, kind: str | None = None,
-    subject: str | None = None, limit: int | None = None,
+    db: Database,
+    *,
+    since: datetime | None = None,
+    kind: str | None = None,
+    subject: str | None = None,
+    limit: int | None = None,
 ) -> Iterator[Event]:
     with db.read() as s:
         q = select(EventRow).order_by(EventRow.id)
@@ -124,8 +128,12 @@ class ChainReport:
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checked": self.checked, "broken_id": self.broken_id,
-                "reason": self.reason}
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "broken_id": self.broken_id,
+            "reason": self.reason,
+        }
 
 
 def verify_chain(db: Database) -> ChainReport:
@@ -135,14 +143,21 @@ def verify_chain(db: Database) -> ChainReport:
     with db.read() as s:
         for row in s.execute(select(EventRow).order_by(EventRow.id)).scalars():
             if row.prev_hash != prev_hash:
-                return ChainReport(False, checked, row.id,
-                                   f"event {row.id} does not follow the event before it "
-                                   "(an event was deleted, inserted or reordered)")
+                return ChainReport(
+                    False,
+                    checked,
+                    row.id,
+                    f"event {row.id} does not follow the event before it "
+                    "(an event was deleted, inserted or reordered)",
+                )
             body = canonical(row.at, row.actor, row.kind, row.subject, row.payload)
             if chain_hash(prev_hash, body) != row.hash:
-                return ChainReport(False, checked, row.id,
-                                   f"event {row.id} was edited: its content no longer matches "
-                                   "its hash")
+                return ChainReport(
+                    False,
+                    checked,
+                    row.id,
+                    f"event {row.id} was edited: its content no longer matches its hash",
+                )
             prev_hash = row.hash
             checked += 1
     return ChainReport(True, checked)

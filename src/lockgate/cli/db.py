@@ -30,7 +30,8 @@ def upgrade(
     finally:
         db.dispose()
     if json:
-        print_json({"database": db.engine.url.render_as_string(hide_password=True),
-                    "revision": rev})
+        print_json(
+            {"database": db.engine.url.render_as_string(hide_password=True), "revision": rev}
+        )
     else:
         console.print(f"database at revision {rev}")

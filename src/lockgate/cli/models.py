@@ -12,8 +12,9 @@ from lockgate.cli.output import console, handle_errors, print_json, table
 from lockgate.errors import InvalidInputError
 from lockgate.registry.models import VersionRef
 
-app = typer.Typer(help="Register models, list and show versions, move aliases.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Register models, list and show versions, move aliases.", no_args_is_help=True
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document.")]
 
@@ -40,7 +41,9 @@ def register(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name (lowercase letters, digits, - and _).")],
     path: Annotated[str, typer.Argument(help="Model file or folder (skops, onnx, ...).")],
-    flavor: Annotated[str | None, typer.Option(help="Flavor; detected from the file if omitted.")] = None,
+    flavor: Annotated[
+        str | None, typer.Option(help="Flavor; detected from the file if omitted.")
+    ] = None,
     reference: Annotated[
         Path | None, typer.Option(help="Reference (training) data, parquet or csv.")
     ] = None,
@@ -62,8 +65,15 @@ def register(
     tags = _pairs(tag, "tag")
     with state(ctx).client() as client:
         v = client.register_model(
-            name, path, flavor=flavor, reference=reference, target=target,
-            trust_pickle=trust_pickle, metrics=metrics, params=params, tags=tags,
+            name,
+            path,
+            flavor=flavor,
+            reference=reference,
+            target=target,
+            trust_pickle=trust_pickle,
+            metrics=metrics,
+            params=params,
+            tags=tags,
             description=description,
         )
     if json:
@@ -81,10 +91,19 @@ def list_models(ctx: typer.Context, json: JsonOpt = False) -> None:
     if json:
         print_json({"models": [m.to_dict() for m in models]})
         return
-    table("models", ["name", "latest", "aliases", "created"],
-          [(m.name, m.latest_version,
-            ", ".join(f"{a}->{v}" for a, v in sorted(m.aliases.items())),
-            m.created_at.strftime("%Y-%m-%d %H:%M")) for m in models])
+    table(
+        "models",
+        ["name", "latest", "aliases", "created"],
+        [
+            (
+                m.name,
+                m.latest_version,
+                ", ".join(f"{a}->{v}" for a, v in sorted(m.aliases.items())),
+                m.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+            for m in models
+        ],
+    )
 
 
 @app.command("show")
@@ -103,24 +122,44 @@ def show(
             if json:
                 print_json({**model.to_dict(), "versions": [v.to_dict() for v in versions]})
                 return
-            table(f"{model.name}", ["version", "flavor", "aliases", "sha256", "created", "by"],
-                  [(v.version, v.flavor, ", ".join(v.aliases), v.artifact_sha256[:12],
-                    v.created_at.strftime("%Y-%m-%d %H:%M"), v.created_by) for v in versions])
+            table(
+                f"{model.name}",
+                ["version", "flavor", "aliases", "sha256", "created", "by"],
+                [
+                    (
+                        v.version,
+                        v.flavor,
+                        ", ".join(v.aliases),
+                        v.artifact_sha256[:12],
+                        v.created_at.strftime("%Y-%m-%d %H:%M"),
+                        v.created_by,
+                    )
+                    for v in versions
+                ],
+            )
             return
         v = client.get_version(ref)
     if json:
         print_json(v.to_dict())
         return
     console.print(f"[bold]{v.ref}[/]  flavor={v.flavor}  aliases={', '.join(v.aliases) or '-'}")
-    console.print(f"artifact  sha256={v.artifact_sha256} size={v.artifact_size} ({v.artifact_kind})")
+    console.print(
+        f"artifact  sha256={v.artifact_sha256} size={v.artifact_size} ({v.artifact_kind})"
+    )
     code = v.lineage.get("code") or {}
     if code:
         console.print(f"code      commit={code.get('commit')} dirty={code.get('dirty')}")
-    table("inputs", ["column", "dtype", "shape"],
-          [(c.name, c.dtype, list(c.shape) or "") for c in v.signature.inputs])
+    table(
+        "inputs",
+        ["column", "dtype", "shape"],
+        [(c.name, c.dtype, list(c.shape) or "") for c in v.signature.inputs],
+    )
     if v.signature.outputs:
-        table("outputs", ["name", "dtype", "shape"],
-              [(c.name, c.dtype, list(c.shape) or "") for c in v.signature.outputs])
+        table(
+            "outputs",
+            ["name", "dtype", "shape"],
+            [(c.name, c.dtype, list(c.shape) or "") for c in v.signature.outputs],
+        )
     if v.metrics:
         table("metrics", ["name", "value"], sorted(v.metrics.items()))
 
@@ -138,8 +177,7 @@ def alias(
 ) -> None:
     """Point ALIAS at VERSION (or remove it with --delete); every move is kept."""
     if delete == (version is not None):
-        raise InvalidInputError.for_field("VERSION", "a version, or --delete without one",
-                                          version)
+        raise InvalidInputError.for_field("VERSION", "a version, or --delete without one", version)
     with state(ctx).client() as client:
         if delete:
             move = client.delete_alias(name, alias_name, reason=reason)
@@ -151,8 +189,10 @@ def alias(
     elif move.action == "delete":
         console.print(f"{name}@{alias_name} removed (was {move.from_version})")
     else:
-        console.print(f"{name}@{alias_name} -> {move.to_version}"
-                      + (f" (was {move.from_version})" if move.from_version else ""))
+        console.print(
+            f"{name}@{alias_name} -> {move.to_version}"
+            + (f" (was {move.from_version})" if move.from_version else "")
+        )
 
 
 @app.command("history")
@@ -169,6 +209,19 @@ def history(
     if json:
         print_json({"model": name, "history": [m.to_dict() for m in moves]})
         return
-    table(f"alias history of {name}", ["at", "alias", "action", "from", "to", "actor", "reason"],
-          [(m.at.strftime("%Y-%m-%d %H:%M:%S"), m.alias, m.action, m.from_version, m.to_version,
-            m.actor, m.reason) for m in moves])
+    table(
+        f"alias history of {name}",
+        ["at", "alias", "action", "from", "to", "actor", "reason"],
+        [
+            (
+                m.at.strftime("%Y-%m-%d %H:%M:%S"),
+                m.alias,
+                m.action,
+                m.from_version,
+                m.to_version,
+                m.actor,
+                m.reason,
+            )
+            for m in moves
+        ],
+    )

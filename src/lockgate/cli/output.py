@@ -28,8 +28,11 @@ EXIT_USAGE = 2
 
 def print_json(doc: Any) -> None:
     sys.stdout.buffer.write(
-        orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
-                     | orjson.OPT_NON_STR_KEYS, default=str)
+        orjson.dumps(
+            doc,
+            option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
+            default=str,
+        )
         + b"\n"
     )
     sys.stdout.flush()

@@ -130,9 +130,7 @@ class VersionRef:
         name = validate_name(m["name"], "model")
         if m["version"] is not None:
             if not m["version"].isdigit() or int(m["version"]) < 1:
-                raise InvalidInputError.for_field(
-                    "version", "a positive integer", m["version"]
-                )
+                raise InvalidInputError.for_field("version", "a positive integer", m["version"])
             return cls(name, version=int(m["version"]))
         if m["alias"] is not None:
             return cls(name, alias=validate_name(m["alias"], "alias"))

@@ -53,14 +53,21 @@ class Registry:
         now = self.ws.clock.now()
         table = ModelRow.__table__
         values = {"name": name, "description": "", "created_at": now, "created_by": self.ws.actor}
-        ins = (pg_insert(table) if self.ws.db.dialect == "postgresql" else sqlite_insert(table))
+        ins = pg_insert(table) if self.ws.db.dialect == "postgresql" else sqlite_insert(table)
         res = s.execute(ins.values(**values).on_conflict_do_nothing(index_elements=["name"]))
         row = s.execute(
             select(ModelRow).where(ModelRow.name == name).with_for_update()
         ).scalar_one()
         if res.rowcount:
-            record_event(self.ws.db, s, kind="model.created", subject=name, actor=self.ws.actor,
-                         at=now, payload={"model": name})
+            record_event(
+                self.ws.db,
+                s,
+                kind="model.created",
+                subject=name,
+                actor=self.ws.actor,
+                at=now,
+                payload={"model": name},
+            )
         return row
 
     def _model(self, s: Session, name: str, *, lock: bool = False) -> ModelRow:
@@ -91,8 +98,14 @@ class Registry:
             ):
                 aliases.setdefault(model_id, {})[alias] = version
         return [
-            ModelInfo(m.name, m.description, m.created_at, m.created_by, latest.get(m.id),
-                      aliases.get(m.id, {}))
+            ModelInfo(
+                m.name,
+                m.description,
+                m.created_at,
+                m.created_by,
+                latest.get(m.id),
+                aliases.get(m.id, {}),
+            )
             for m in models
         ]
 
@@ -208,11 +221,21 @@ class Registry:
             s.add(row)
             s.flush()
             record_event(
-                self.ws.db, s, kind="version.registered", subject=f"{name}/{number}",
-                actor=self.ws.actor, at=now,
-                payload={"model": name, "version": number, "flavor": flavor,
-                         "artifact_sha256": sha, "trusted_pickle": row.trusted_pickle,
-                         "code": lin["code"], "parent_version": parent},
+                self.ws.db,
+                s,
+                kind="version.registered",
+                subject=f"{name}/{number}",
+                actor=self.ws.actor,
+                at=now,
+                payload={
+                    "model": name,
+                    "version": number,
+                    "flavor": flavor,
+                    "artifact_sha256": sha,
+                    "trusted_pickle": row.trusted_pickle,
+                    "code": lin["code"],
+                    "parent_version": parent,
+                },
             )
             return self._to_version(s, name, row)
 
@@ -251,8 +274,13 @@ class Registry:
         )
 
     def _smoke_predict(
-        self, runtime_cls: Any, path: Path, trusted: bool, sig: Signature,
-        smoke: pd.DataFrame | None, options: Mapping[str, Any] | None,
+        self,
+        runtime_cls: Any,
+        path: Path,
+        trusted: bool,
+        sig: Signature,
+        smoke: pd.DataFrame | None,
+        options: Mapping[str, Any] | None,
     ) -> Any:
         runtime = runtime_cls(path, trusted=trusted, options=options)
         try:
@@ -260,8 +288,10 @@ class Registry:
         except LockgateError:
             raise
         except Exception as exc:
-            raise ModelLoadError(f"the {runtime_cls.flavor} artifact {path.name} did not load: "
-                                 f"{type(exc).__name__}: {exc}") from exc
+            raise ModelLoadError(
+                f"the {runtime_cls.flavor} artifact {path.name} did not load: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         try:
             if smoke is None:
                 return None
@@ -315,9 +345,15 @@ class Registry:
     def list_versions(self, name: str) -> list[ModelVersion]:
         with self.ws.db.read() as s:
             mrow = self._model(s, name)
-            rows = s.execute(
-                select(VersionRow).where(VersionRow.model_id == mrow.id).order_by(VersionRow.version)
-            ).scalars().all()
+            rows = (
+                s.execute(
+                    select(VersionRow)
+                    .where(VersionRow.model_id == mrow.id)
+                    .order_by(VersionRow.version)
+                )
+                .scalars()
+                .all()
+            )
             return [self._to_version(s, name, r) for r in rows]
 
     def _to_version(self, s: Session, name: str, row: VersionRow) -> ModelVersion:
@@ -327,14 +363,25 @@ class Registry:
             ).scalars()
         )
         return ModelVersion(
-            model=name, version=row.version, flavor=row.flavor,
-            artifact_sha256=row.artifact_sha256, artifact_size=row.artifact_size,
-            artifact_kind=row.artifact_kind, artifact_name=row.artifact_name,
-            signature=Signature.from_dict(row.signature), lineage=row.lineage,
-            metrics=row.metrics, params=row.params, tags=row.tags,
-            profile_sha256=row.profile_sha256, profile_summary=row.profile_summary,
-            trusted_pickle=row.trusted_pickle, description=row.description,
-            created_at=row.created_at, created_by=row.created_by, aliases=aliases,
+            model=name,
+            version=row.version,
+            flavor=row.flavor,
+            artifact_sha256=row.artifact_sha256,
+            artifact_size=row.artifact_size,
+            artifact_kind=row.artifact_kind,
+            artifact_name=row.artifact_name,
+            signature=Signature.from_dict(row.signature),
+            lineage=row.lineage,
+            metrics=row.metrics,
+            params=row.params,
+            tags=row.tags,
+            profile_sha256=row.profile_sha256,
+            profile_summary=row.profile_summary,
+            trusted_pickle=row.trusted_pickle,
+            description=row.description,
+            created_at=row.created_at,
+            created_by=row.created_by,
+            aliases=aliases,
         )
 
     # -- aliases ----------------------------------------------------------------------------
@@ -353,8 +400,15 @@ class Registry:
             from_version = None
             if arow is None:
                 action = "set"
-                s.add(AliasRow(model_id=mrow.id, name=alias, version_id=vrow.id,
-                               updated_at=now, updated_by=self.ws.actor))
+                s.add(
+                    AliasRow(
+                        model_id=mrow.id,
+                        name=alias,
+                        version_id=vrow.id,
+                        updated_at=now,
+                        updated_by=self.ws.actor,
+                    )
+                )
             else:
                 from_version = s.get_one(VersionRow, arow.version_id).version
                 action = "move"
@@ -378,18 +432,46 @@ class Registry:
             return self._log_alias(s, mrow, alias, "delete", from_version, None, now, reason)
 
     def _log_alias(
-        self, s: Session, mrow: ModelRow, alias: str, action: str, from_version: int | None,
-        to_version: int | None, now: Any, reason: str,
+        self,
+        s: Session,
+        mrow: ModelRow,
+        alias: str,
+        action: str,
+        from_version: int | None,
+        to_version: int | None,
+        now: Any,
+        reason: str,
     ) -> AliasMove:
-        s.add(AliasHistoryRow(model_id=mrow.id, alias=alias, action=action,
-                              from_version=from_version, to_version=to_version, at=now,
-                              actor=self.ws.actor, reason=reason))
-        record_event(self.ws.db, s, kind=f"alias.{action}", subject=f"{mrow.name}@{alias}",
-                     actor=self.ws.actor, at=now,
-                     payload={"model": mrow.name, "alias": alias, "from_version": from_version,
-                              "to_version": to_version, "reason": reason})
-        return AliasMove(mrow.name, alias, action, from_version, to_version, now,
-                         self.ws.actor, reason)
+        s.add(
+            AliasHistoryRow(
+                model_id=mrow.id,
+                alias=alias,
+                action=action,
+                from_version=from_version,
+                to_version=to_version,
+                at=now,
+                actor=self.ws.actor,
+                reason=reason,
+            )
+        )
+        record_event(
+            self.ws.db,
+            s,
+            kind=f"alias.{action}",
+            subject=f"{mrow.name}@{alias}",
+            actor=self.ws.actor,
+            at=now,
+            payload={
+                "model": mrow.name,
+                "alias": alias,
+                "from_version": from_version,
+                "to_version": to_version,
+                "reason": reason,
+            },
+        )
+        return AliasMove(
+            mrow.name, alias, action, from_version, to_version, now, self.ws.actor, reason
+        )
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
         with self.ws.db.read() as s:
@@ -398,8 +480,12 @@ class Registry:
             if alias is not None:
                 q = q.where(AliasHistoryRow.alias == alias)
             rows = s.execute(q.order_by(AliasHistoryRow.id)).scalars().all()
-        return [AliasMove(name, r.alias, r.action, r.from_version, r.to_version, r.at, r.actor,
-                          r.reason) for r in rows]
+        return [
+            AliasMove(
+                name, r.alias, r.action, r.from_version, r.to_version, r.at, r.actor, r.reason
+            )
+            for r in rows
+        ]
 
     # -- loading ----------------------------------------------------------------------------
     def load(self, ref: str | VersionRef | ModelVersion) -> LoadedModel:
@@ -409,8 +495,11 @@ class Registry:
         version = ref if isinstance(ref, ModelVersion) else self.get_version(ref)
         runtime_cls = get_runtime(version.flavor)
         path = self.ws.artifacts.materialize(
-            version.artifact_sha256, version.artifact_kind, version.artifact_name,
-            cache_dir=self.ws.cache_dir, subject=f"version {version.ref}",
+            version.artifact_sha256,
+            version.artifact_kind,
+            version.artifact_name,
+            cache_dir=self.ws.cache_dir,
+            subject=f"version {version.ref}",
         )
         workdir = path.parent
         try:
@@ -420,8 +509,9 @@ class Registry:
                     f"version {version.ref} is a pickle-based artifact that was not trusted at "
                     f"registration; refused. {TRUST_HINT[0].upper()}{TRUST_HINT[1:]}."
                 )
-            runtime = runtime_cls(path, trusted=trusted,
-                                  options=version.lineage.get("runtime_options") or {})
+            runtime = runtime_cls(
+                path, trusted=trusted, options=version.lineage.get("runtime_options") or {}
+            )
             try:
                 runtime.load()
             except LockgateError:
@@ -442,8 +532,9 @@ class Registry:
         from lockgate.monitoring.profile import Profile
 
         return Profile.from_bytes(
-            self.ws.artifacts.get_bytes(version.profile_sha256,
-                                        subject=f"reference profile of {version.ref}")
+            self.ws.artifacts.get_bytes(
+                version.profile_sha256, subject=f"reference profile of {version.ref}"
+            )
         )
 
 
@@ -464,7 +555,9 @@ def _read_table(source: pd.DataFrame | Path | str, field: str) -> pd.DataFrame:
     raise InvalidInputError.for_field(field, "a .parquet or .csv file", path.name)
 
 
-def _smoke_frame(sample: Any, reference: pd.DataFrame | None, sig: Signature) -> pd.DataFrame | None:
+def _smoke_frame(
+    sample: Any, reference: pd.DataFrame | None, sig: Signature
+) -> pd.DataFrame | None:
     if sample is not None:
         frame = as_frame(sample, columns=sig.input_names)
     elif reference is not None:
@@ -478,6 +571,7 @@ def _jsonable(value: Any) -> Any:
     import orjson
 
     return orjson.loads(
-        orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
-                     default=str)
+        orjson.dumps(
+            value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str
+        )
     )

@@ -27,9 +27,11 @@ _FLOATS = ("float16", "float32", "float64")
 def dtype_of(values: np.ndarray | pd.Series) -> str:
     """The canonical signature dtype of an array or Series (raises for mixed objects)."""
     dt = values.dtype
-    if isinstance(dt, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dt):
-        if dt == object:
-            return _object_dtype(np.asarray(values, dtype=object))
+    if isinstance(dt, pd.CategoricalDtype):
+        return "string"
+    if isinstance(dt, np.dtype) and dt.kind == "O":
+        return _object_dtype(np.asarray(values, dtype=object))
+    if pd.api.types.is_string_dtype(dt):
         return "string"
     if pd.api.types.is_bool_dtype(dt):
         return "bool"
@@ -44,7 +46,9 @@ def dtype_of(values: np.ndarray | pd.Series) -> str:
         return "string"
     if np_dt.kind == "O":
         return _object_dtype(np.asarray(values, dtype=object))
-    raise InvalidInputError.for_field("dtype", "a numeric, bool, string or datetime column", str(dt))
+    raise InvalidInputError.for_field(
+        "dtype", "a numeric, bool, string or datetime column", str(dt)
+    )
 
 
 def _object_dtype(values: np.ndarray) -> str:
@@ -264,7 +268,8 @@ def _conform_tensor(spec: ColumnSpec, arr: np.ndarray) -> np.ndarray:
         e not in (-1, g) for e, g in zip(spec.shape, row_shape, strict=True)
     ):
         raise SchemaError(
-            f"input {spec.name!r}: expected per-row shape {list(spec.shape)}, got {list(row_shape)}",
+            f"input {spec.name!r}: expected per-row shape {list(spec.shape)}, "
+            f"got {list(row_shape)}",
             field=spec.name,
             expected=list(spec.shape),
             got=list(row_shape),
@@ -320,9 +325,15 @@ def compatible(old: Signature, new: Signature) -> list[str]:
 def _widens(old: str, new: str) -> bool:
     if old == new:
         return True
-    if old in DTYPES and new in DTYPES and old not in ("string", "datetime") and new not in (
-        "string",
-        "datetime",
+    if (
+        old in DTYPES
+        and new in DTYPES
+        and old not in ("string", "datetime")
+        and new
+        not in (
+            "string",
+            "datetime",
+        )
     ):
         return bool(np.can_cast(np.dtype(old), np.dtype(new), "safe"))
     return False

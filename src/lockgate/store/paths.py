@@ -9,7 +9,9 @@ from urllib.parse import urlparse
 from lockgate.errors import InvalidNameError, UnsafePathError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-NAME_RULE = "1-64 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit"
+NAME_RULE = (
+    "1-64 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit"
+)
 
 #: URL schemes accepted for the artifact store (fsspec protocols)
 ARTIFACT_SCHEMES = frozenset({"", "file", "memory", "s3", "gs", "gcs", "az", "abfs"})
