@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from lockgate.batch import Batch
 from lockgate.errors import ModelLoadError
 
 
@@ -49,6 +51,11 @@ class Runtime(ABC):
     @abstractmethod
     def predict(self, data: pd.DataFrame) -> np.ndarray:
         """Predict one output row per input row."""
+
+    def predict_batch(self, batch: Batch) -> np.ndarray:
+        """Predict a validated columnar batch (the serving hot path). The default builds a
+        DataFrame; runtimes override it to feed arrays straight to the model."""
+        return self.predict(batch.frame())
 
     def predict_proba(self, data: pd.DataFrame) -> np.ndarray | None:
         """Class probabilities for classifiers that have them, else ``None``."""
@@ -102,8 +109,6 @@ class Runtime(ABC):
 
         out: dict[str, str] = {}
         for dist in cls.requires:
-            try:
+            with suppress(metadata.PackageNotFoundError):
                 out[dist] = metadata.version(dist)
-            except metadata.PackageNotFoundError:
-                pass
         return out
