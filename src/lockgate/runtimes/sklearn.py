@@ -1,0 +1,189 @@
+"""The scikit-learn runtime (flavor ``sklearn``).
+
+Formats:
+
+* ``.skops`` (the default, written by :meth:`SklearnRuntime.save`): loaded with skops, trusting
+  only the types on Lockgate's allow-list (:mod:`lockgate.runtimes.trust`). A file naming any
+  other type is refused unless the operator trusted the artifact.
+* ``.joblib``, ``.pkl``, ``.pickle``: unpickled with joblib, and only with explicit trust.
+
+An artifact is such a file or a folder holding ``model.skops`` (or ``model.joblib``,
+``model.pkl``, ``model.pickle``).
+"""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from lockgate.errors import ModelLoadError, UntrustedArtifactError
+from lockgate.runtimes._util import (
+    artifact_file,
+    folder_has,
+    import_framework,
+    load_error,
+    predicting,
+)
+from lockgate.runtimes.base import Runtime
+from lockgate.runtimes.trust import disallowed_skops_types, untrusted_error
+
+SKOPS_SUFFIXES = (".skops",)
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+ARTIFACT_NAMES = ("model.skops", "model.joblib", "model.pkl", "model.pickle")
+
+
+def _is_skops(path: Path) -> bool:
+    if path.suffix.lower() not in SKOPS_SUFFIXES:
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "schema.json" in zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _untrusted_skops_types(file: Path) -> list[str]:
+    sio = import_framework("skops.io", "sklearn", "skops")
+    try:
+        return list(sio.get_untrusted_types(file=file))
+    except Exception as exc:
+        raise load_error("sklearn", file, exc) from exc
+
+
+class SklearnRuntime(Runtime):
+    """Runs scikit-learn estimators and pipelines.
+
+    ``predict`` hands the model the DataFrame when it was fitted on one (it has
+    ``feature_names_in_``), else the plain NumPy array, which skips pandas overhead.
+    """
+
+    flavor: ClassVar[str] = "sklearn"
+    requires: ClassVar[tuple[str, ...]] = ("scikit-learn", "skops", "joblib")
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def load(self) -> None:
+        file = artifact_file(self.path, self.flavor, ARTIFACT_NAMES)
+        if file.suffix.lower() in PICKLE_SUFFIXES:
+            model = self._load_pickle(file)
+            fmt = "joblib"
+        else:
+            model = self._load_skops(file)
+            fmt = "skops"
+        if not callable(getattr(model, "predict", None)):
+            raise ModelLoadError(
+                f"cannot load sklearn model from {str(file)!r}: the loaded "
+                f"{type(model).__qualname__} has no predict()",
+                flavor=self.flavor,
+                path=str(file),
+            )
+        self.format_ = fmt
+        self.wants_frame_ = hasattr(model, "feature_names_in_")
+        self.model_ = model
+
+    def _load_pickle(self, file: Path) -> Any:
+        if not self.trusted:
+            raise untrusted_error(file, self.flavor, f"{file.suffix} files are pickles")
+        joblib = import_framework("joblib", self.flavor, "joblib")
+        try:
+            return joblib.load(file)
+        except Exception as exc:
+            raise load_error(self.flavor, file, exc) from exc
+
+    def _load_skops(self, file: Path) -> Any:
+        sio = import_framework("skops.io", self.flavor, "skops")
+        untrusted = _untrusted_skops_types(file)
+        refused = disallowed_skops_types(untrusted)
+        if refused and not self.trusted:
+            raise untrusted_error(
+                file,
+                self.flavor,
+                f"it holds types outside Lockgate's skops allow-list: {', '.join(refused)}",
+            )
+        try:
+            return sio.load(file, trusted=untrusted)
+        except UntrustedArtifactError:
+            raise
+        except Exception as exc:
+            raise load_error(self.flavor, file, exc) from exc
+
+    def unload(self) -> None:
+        for attr in ("model_", "format_", "wants_frame_"):
+            self.__dict__.pop(attr, None)
+
+    # -- prediction ------------------------------------------------------------------------
+    def _features(self, data: pd.DataFrame) -> pd.DataFrame | np.ndarray:
+        return data if self.wants_frame_ else data.to_numpy()
+
+    def predict(self, data: pd.DataFrame) -> np.ndarray:
+        model = self._require_loaded()
+        with predicting(self.flavor):
+            return np.asarray(model.predict(self._features(data)))
+
+    def predict_proba(self, data: pd.DataFrame) -> np.ndarray | None:
+        model = self._require_loaded()
+        if not hasattr(model, "predict_proba"):
+            return None
+        with predicting(self.flavor):
+            return np.asarray(model.predict_proba(self._features(data)))
+
+    def metadata(self) -> dict[str, Any]:
+        out = super().metadata()
+        out.update(self.framework_versions())
+        model = getattr(self, "model_", None)
+        if model is None:
+            return out
+        cls = type(model)
+        out["format"] = self.format_
+        out["estimator"] = f"{cls.__module__}.{cls.__qualname__}"
+        classes = getattr(model, "classes_", None)
+        if classes is not None:
+            out["classes"] = np.asarray(classes).tolist()
+        names = getattr(model, "feature_names_in_", None)
+        if names is not None:
+            out["feature_names"] = [str(n) for n in names]
+        return out
+
+    # -- registration-time capabilities ---------------------------------------------------
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        path = Path(path)
+        if path.is_dir():
+            return folder_has(path, ARTIFACT_NAMES)
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            return path.is_file()
+        return _is_skops(path)
+
+    @classmethod
+    def can_save(cls, obj: Any) -> bool:
+        base = sys.modules.get("sklearn.base")
+        return base is not None and isinstance(obj, base.BaseEstimator)
+
+    @classmethod
+    def save(cls, obj: Any, directory: Path) -> Path:
+        sio = import_framework("skops.io", cls.flavor, "skops")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / "model.skops"
+        sio.dump(obj, target)
+        return target
+
+    @classmethod
+    def requires_trust(cls, path: Path) -> bool:
+        """Pickles always need trust; a skops file needs it when it names a type outside the
+        allow-list (loading it with trust accepts those types)."""
+        path = Path(path)
+        try:
+            file = artifact_file(path, cls.flavor, ARTIFACT_NAMES)
+        except ModelLoadError:
+            return False
+        if file.suffix.lower() in PICKLE_SUFFIXES:
+            return True
+        try:
+            return bool(disallowed_skops_types(_untrusted_skops_types(file)))
+        except ModelLoadError:
+            return False
