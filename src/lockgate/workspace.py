@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockgate.clock import SYSTEM_CLOCK, Clock
 from lockgate.registry.lineage import current_actor
@@ -13,6 +14,9 @@ from lockgate.settings import Settings
 from lockgate.store.artifacts import ArtifactStore
 from lockgate.store.db import Database
 from lockgate.store.migrate import ensure_schema
+
+if TYPE_CHECKING:
+    from lockgate.serving.endpoints import EndpointService
 
 
 class Workspace:
@@ -36,6 +40,12 @@ class Workspace:
     @cached_property
     def registry(self) -> Registry:
         return Registry(self)
+
+    @cached_property
+    def endpoints(self) -> EndpointService:
+        from lockgate.serving.endpoints import EndpointService
+
+        return EndpointService(self)
 
     def close(self) -> None:
         self.db.dispose()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from lockgate import __version__
-from lockgate.cli import db, models
+from lockgate.cli import db, models, serve
 from lockgate.cli.context import state
 from lockgate.cli.output import console, handle_errors, print_json
 
@@ -21,6 +21,9 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(serve.endpoints_app, name="endpoints")
+app.command("server")(serve.server)
+app.command("deploy")(serve.deploy)
 
 
 def _version(value: bool) -> None:

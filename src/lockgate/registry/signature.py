@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lockgate.batch import Batch
 from lockgate.errors import InvalidInputError, SchemaError
 from lockgate.types import DTYPES
 
@@ -169,6 +170,53 @@ class Signature:
             out[spec.name] = conform_column(spec, data[spec.name])
         return pd.DataFrame(out, index=data.index, copy=False)
 
+    def validate_columns(self, columns: Mapping[str, Any], n_rows: int) -> Batch:
+        """Validate decoded request columns into a :class:`Batch` in signature order. Every
+        column must have ``n_rows`` rows; errors name the column, expected and actual."""
+        missing = [c.name for c in self.inputs if c.name not in columns]
+        if missing:
+            raise SchemaError(
+                f"missing input{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(repr(m) for m in missing)}; expected {self.input_names}",
+                field=missing[0],
+                expected=self.input_names,
+                got=list(columns),
+            )
+        out: dict[str, np.ndarray] = {}
+        for spec in self.inputs:
+            arr = conform_column(spec, columns[spec.name])
+            if arr.shape[0] != n_rows:
+                raise SchemaError(
+                    f"input {spec.name!r}: expected {n_rows} rows, got {arr.shape[0]}",
+                    field=spec.name,
+                    expected=n_rows,
+                    got=int(arr.shape[0]),
+                )
+            out[spec.name] = arr
+        return Batch(out, n_rows)
+
+    def validate_matrix(self, matrix: np.ndarray) -> Batch:
+        """Validate a 2-D tensor whose columns are the inputs in signature order."""
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.inputs):
+            raise SchemaError(
+                f"input tensor: expected shape [n, {len(self.inputs)}] with columns "
+                f"{self.input_names}, got {list(matrix.shape)}",
+                field="shape",
+                expected=[-1, len(self.inputs)],
+                got=list(matrix.shape),
+            )
+        dtypes = {c.dtype for c in self.inputs}
+        if len(dtypes) == 1 and not any(c.shape for c in self.inputs):
+            target = next(iter(dtypes))
+            try:
+                col = conform_column(ColumnSpec(self.inputs[0].name, target), matrix.reshape(-1))
+                return Batch.from_matrix(self.input_names, col.reshape(matrix.shape))
+            except SchemaError:
+                pass  # validate column by column below, to name the offending column
+        return self.validate_columns(
+            {c.name: matrix[:, i] for i, c in enumerate(self.inputs)}, matrix.shape[0]
+        )
+
 
 def _infer_column(name: Any, series: pd.Series) -> ColumnSpec:
     first = series.iloc[0] if len(series) else None
@@ -217,9 +265,11 @@ def _col(v: Any) -> Any:
 def conform_column(spec: ColumnSpec, values: pd.Series | np.ndarray) -> np.ndarray:
     """Convert one column to ``spec.dtype`` when lossless, else raise SchemaError."""
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    expected = spec.dtype
+    if not spec.shape and arr.dtype.kind in "biuf" and arr.dtype.name == expected:
+        return arr  # the hot path: already the right dtype
     if spec.shape:
         return _conform_tensor(spec, arr)
-    expected = spec.dtype
     got = _kind_name(arr)
     if got == expected:
         return arr

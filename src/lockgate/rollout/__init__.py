@@ -1,0 +1,1 @@
+"""Traffic policies and rollouts as pure code: decisions are values, no sockets."""

@@ -1,0 +1,102 @@
+"""The composition root: the only place that wires store, services, serving and web."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from lockgate.serving.dataplane import DataPlane
+from lockgate.serving.metrics import ServingMetrics
+from lockgate.settings import Settings
+from lockgate.web.api import create_api
+from lockgate.web.app import LockgateApp
+from lockgate.web.dataplane import DataPlaneApp
+from lockgate.workspace import Workspace
+
+log = logging.getLogger("lockgate.server")
+
+
+@dataclass
+class Server:
+    settings: Settings
+    workspace: Workspace
+    registry: CollectorRegistry
+    plane: DataPlane
+    app: LockgateApp
+    predlog: Any
+
+
+def build(settings: Settings | None = None, *, workspace: Workspace | None = None) -> Server:
+    """Wire a server: workspace, prediction log, data plane, web app and lifespan hooks."""
+    from lockgate.store.predlog import PredictionLog
+
+    settings = settings or Settings()
+    ws = workspace or Workspace(settings)
+    registry = CollectorRegistry(auto_describe=True)
+    predlog = PredictionLog(
+        settings.predictions_dir,
+        durability=settings.log_durability,
+        flush_interval=settings.log_flush_interval,
+        max_queue_rows=settings.log_queue_size,
+        overflow=settings.log_overflow,
+        registry=registry,
+    )
+    plane = DataPlane(
+        ws, predlog=predlog, metrics=ServingMetrics(registry), poll_interval=settings.poll_interval
+    )
+
+    async def startup() -> None:
+        predlog.start()
+        await plane.start()
+        log.info("lockgate ready: %d endpoint(s)", len(plane.endpoints()))
+
+    async def shutdown() -> None:
+        await plane.stop()
+        await asyncio.to_thread(predlog.close)
+        ws.close()
+
+    app = LockgateApp(
+        api=create_api(ws, plane),
+        dataplane=DataPlaneApp(plane),
+        registry=registry,
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+    )
+    return Server(settings, ws, registry, plane, app, predlog)
+
+
+def run(
+    settings: Settings | None = None, *, host: str | None = None, port: int | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush the
+    prediction log, exit 0."""
+    import uvicorn
+
+    settings = settings or Settings()
+    server = build(settings)
+    config = uvicorn.Config(
+        server.app,
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        http="httptools",
+        loop="uvloop" if _has_uvloop() else "asyncio",
+        timeout_graceful_shutdown=30,
+        timeout_keep_alive=30,
+        backlog=2048,
+    )
+    uvicorn.Server(config).run()
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True

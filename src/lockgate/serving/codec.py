@@ -1,0 +1,441 @@
+"""Request decoding and response encoding for the Open Inference Protocol V2 (REST/JSON) and
+the MLflow scoring formats. Bodies are parsed once with orjson into NumPy columns; errors
+name the field, what was expected and what was got."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from lockgate.batch import Batch
+from lockgate.errors import InvalidInputError, SchemaError
+from lockgate.registry.signature import Signature
+
+#: OIP datatype -> numpy dtype name (BYTES -> Python str objects)
+OIP_TO_NUMPY: dict[str, str] = {
+    "BOOL": "bool",
+    "UINT8": "uint8",
+    "UINT16": "uint16",
+    "UINT32": "uint32",
+    "UINT64": "uint64",
+    "INT8": "int8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "FP16": "float16",
+    "FP32": "float32",
+    "FP64": "float64",
+    "BYTES": "string",
+}
+NUMPY_TO_OIP: dict[str, str] = {v: k for k, v in OIP_TO_NUMPY.items()}
+NUMPY_TO_OIP["datetime"] = "BYTES"
+
+_JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def loads(body: bytes) -> Any:
+    if not body:
+        raise InvalidInputError.for_field("body", "a JSON document", "an empty body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"body: expected valid JSON, got a parse error: {exc}",
+            field="body",
+            expected="valid JSON",
+            got=str(exc),
+        ) from None
+
+
+def dumps(doc: Any) -> bytes:
+    return orjson.dumps(doc, option=_JSON_OPTS)
+
+
+# -- Open Inference Protocol V2 -----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OipTensor:
+    name: str
+    shape: list[int]
+    datatype: str
+    array: np.ndarray  # shaped
+
+
+@dataclass(slots=True)
+class OipRequest:
+    id: str | None
+    parameters: dict[str, Any] | None
+    inputs: list[OipTensor]
+    outputs: list[str] | None
+
+
+def decode_oip(body: bytes) -> OipRequest:
+    doc = loads(body)
+    if not isinstance(doc, dict):
+        raise InvalidInputError.for_field("body", "a JSON object", type(doc).__name__)
+    rid = doc.get("id")
+    if rid is not None and not isinstance(rid, str):
+        raise InvalidInputError.for_field("id", "a string", rid)
+    params = doc.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise InvalidInputError.for_field("parameters", "an object", params)
+    inputs = doc.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInputError.for_field("inputs", "a non-empty list of tensors", inputs)
+    tensors = [_decode_tensor(t, i) for i, t in enumerate(inputs)]
+    outs = doc.get("outputs")
+    wanted = None
+    if outs is not None:
+        if not isinstance(outs, list) or not all(isinstance(o, dict) and "name" in o for o in outs):
+            raise InvalidInputError.for_field("outputs", 'a list of {"name": ...}', outs)
+        wanted = [str(o["name"]) for o in outs]
+    return OipRequest(rid, params, tensors, wanted)
+
+
+def _decode_tensor(t: Any, i: int) -> OipTensor:
+    where = f"inputs[{i}]"
+    if not isinstance(t, dict):
+        raise InvalidInputError.for_field(where, "a tensor object", type(t).__name__)
+    name = t.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError.for_field(f"{where}.name", "a non-empty string", name)
+    where = f"input {name!r}"
+    shape = t.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+    ):
+        raise InvalidInputError.for_field(f"{where}.shape", "a list of non-negative ints", shape)
+    datatype = t.get("datatype")
+    if datatype not in OIP_TO_NUMPY:
+        raise InvalidInputError.for_field(
+            f"{where}.datatype", f"one of {', '.join(OIP_TO_NUMPY)}", datatype
+        )
+    if "data" not in t:
+        raise InvalidInputError.for_field(f"{where}.data", "a list of values", None)
+    data = t["data"]
+    if not isinstance(data, list):
+        data = [data]
+    expected = math.prod(shape)
+    arr = _to_array(data, datatype, where)
+    if arr.size != expected:
+        raise InvalidInputError(
+            f"{where}: data has {arr.size} elements but shape {shape} needs {expected}",
+            field=f"{where}.data",
+            expected=expected,
+            got=int(arr.size),
+        )
+    return OipTensor(name, shape, datatype, arr.reshape(shape))
+
+
+def _to_array(data: list[Any], datatype: str, where: str) -> np.ndarray:
+    dtype = OIP_TO_NUMPY[datatype]
+    if dtype == "string":
+        flat = _flatten(data)
+        if not all(isinstance(v, str) for v in flat):
+            bad = next(v for v in flat if not isinstance(v, str))
+            raise InvalidInputError.for_field(f"{where}.data", "strings for BYTES", bad)
+        return np.asarray(flat, dtype=object)
+    try:
+        raw = np.asarray(data)
+    except ValueError:
+        raise InvalidInputError.for_field(
+            f"{where}.data", "a flat or rectangular nested list", "a ragged list"
+        ) from None
+    kind = raw.dtype.kind
+    if dtype == "bool":
+        if kind != "b":
+            raise InvalidInputError.for_field(
+                f"{where}.data", "true/false values for BOOL", _sample(raw)
+            )
+        return raw.reshape(-1)
+    if kind == "b" or kind not in "iuf":
+        raise InvalidInputError.for_field(f"{where}.data", f"numbers for {datatype}", _sample(raw))
+    if dtype.startswith(("int", "uint")):
+        if kind == "f":
+            raise InvalidInputError.for_field(
+                f"{where}.data", f"integers for {datatype}", _sample(raw)
+            )
+        info = np.iinfo(dtype)
+        if raw.size and (int(raw.min()) < info.min or int(raw.max()) > info.max):
+            raise InvalidInputError.for_field(
+                f"{where}.data",
+                f"values in the {datatype} range [{info.min}, {info.max}]",
+                int(raw.max()) if int(raw.max()) > info.max else int(raw.min()),
+            )
+    return raw.reshape(-1).astype(dtype, copy=False)
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    if not any(isinstance(v, list) for v in data):
+        return data
+    out: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for v in stack[-1]:
+            if isinstance(v, list):
+                stack.append(iter(v))
+                break
+            out.append(v)
+        else:
+            stack.pop()
+    return out
+
+
+def _sample(raw: np.ndarray) -> Any:
+    flat = raw.reshape(-1)
+    return (
+        flat[0].item()
+        if flat.size and hasattr(flat[0], "item")
+        else (flat[0] if flat.size else None)
+    )
+
+
+def oip_batch(req: OipRequest, signature: Signature) -> Batch:
+    """Map OIP tensors onto the signature: one named input per column, or a single 2-D
+    tensor whose columns are the inputs in signature order."""
+    names = set(signature.input_names)
+    if len(req.inputs) == 1 and req.inputs[0].name not in names:
+        t = req.inputs[0]
+        if len(signature.inputs) == 1 and t.array.ndim == 1:
+            return signature.validate_columns({signature.inputs[0].name: t.array}, t.array.shape[0])
+        if t.array.ndim != 2:
+            raise SchemaError(
+                f"input {t.name!r}: expected a 2-D tensor [n, {len(signature.inputs)}] with "
+                f"columns {signature.input_names}, or one input per column, got shape {t.shape}",
+                field=t.name,
+                expected=[-1, len(signature.inputs)],
+                got=t.shape,
+            )
+        return signature.validate_matrix(t.array)
+    columns: dict[str, np.ndarray] = {}
+    n_rows: int | None = None
+    for t in req.inputs:
+        if t.name not in names:
+            raise SchemaError(
+                f"unknown input {t.name!r}; expected inputs {signature.input_names}",
+                field=t.name,
+                expected=signature.input_names,
+                got=t.name,
+            )
+        spec = signature.input(t.name)
+        arr = t.array
+        if not spec.shape and arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        if n_rows is None:
+            n_rows = arr.shape[0]
+        elif arr.shape[0] != n_rows:
+            raise SchemaError(
+                f"input {t.name!r}: expected {n_rows} rows like the other inputs, "
+                f"got {arr.shape[0]}",
+                field=t.name,
+                expected=n_rows,
+                got=int(arr.shape[0]),
+            )
+        columns[t.name] = arr
+    return signature.validate_columns(columns, n_rows or 0)
+
+
+def oip_output_tensors(outputs: np.ndarray, signature: Signature) -> list[dict[str, Any]]:
+    arr = np.asarray(outputs)
+    spec = signature.outputs[0] if signature.outputs else None
+    name = spec.name if spec else "prediction"
+    kind = arr.dtype.kind
+    if kind in "OUS":
+        datatype, data = "BYTES", [str(v) for v in arr.reshape(-1).tolist()]
+    elif kind == "M":
+        datatype, data = "BYTES", [str(v) for v in arr.reshape(-1)]
+    else:
+        datatype = NUMPY_TO_OIP.get(arr.dtype.name, "FP64")
+        data = arr.reshape(-1)
+    return [{"name": name, "shape": list(arr.shape), "datatype": datatype, "data": data}]
+
+
+def encode_oip_response(
+    *,
+    model: str,
+    version: int,
+    request_id: str,
+    outputs: np.ndarray,
+    signature: Signature,
+    parameters: dict[str, Any] | None,
+) -> bytes:
+    doc: dict[str, Any] = {
+        "model_name": model,
+        "model_version": str(version),
+        "id": request_id,
+        "outputs": oip_output_tensors(outputs, signature),
+    }
+    if parameters is not None:
+        doc["parameters"] = parameters
+    return dumps(doc)
+
+
+def signature_metadata(
+    name: str, versions: list[str], signature: Signature, platform: str
+) -> dict[str, Any]:
+    def tensor(c: Any) -> dict[str, Any]:
+        return {
+            "name": c.name,
+            "datatype": NUMPY_TO_OIP.get(c.dtype, "BYTES"),
+            "shape": [-1, *c.shape],
+        }
+
+    return {
+        "name": name,
+        "versions": versions,
+        "platform": platform,
+        "inputs": [tensor(c) for c in signature.inputs],
+        "outputs": [tensor(c) for c in signature.outputs],
+    }
+
+
+# -- MLflow scoring formats ---------------------------------------------------------------
+
+MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+def decode_mlflow(body: bytes) -> Callable[[Signature], Batch]:
+    """Parse the body now (so a malformed body fails before routing); return the mapping
+    onto the routed version's signature."""
+    doc = loads(body)
+    if not isinstance(doc, dict):
+        raise InvalidInputError.for_field(
+            "body", f"an object with one of {MLFLOW_KEYS}", type(doc).__name__
+        )
+    keys = [k for k in MLFLOW_KEYS if k in doc]
+    if len(keys) != 1:
+        raise InvalidInputError.for_field(
+            "body", f"exactly one of {', '.join(MLFLOW_KEYS)}", sorted(doc)
+        )
+    key = keys[0]
+    payload = doc[key]
+    if key == "dataframe_split":
+        return lambda sig: _from_split(payload, sig)
+    if key == "dataframe_records":
+        return lambda sig: _from_records(payload, sig, key)
+    # instances / inputs: records, a columnar object, or rows in signature order
+    return lambda sig: _from_tensor_like(payload, sig, key)
+
+
+def _from_split(payload: Any, sig: Signature) -> Batch:
+    if not isinstance(payload, dict):
+        raise InvalidInputError.for_field(
+            "dataframe_split", "an object with columns and data", type(payload).__name__
+        )
+    columns = payload.get("columns")
+    data = payload.get("data")
+    if not isinstance(data, list):
+        raise InvalidInputError.for_field("dataframe_split.data", "a list of rows", data)
+    if columns is None:
+        return _rows(data, sig, "dataframe_split.data")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise InvalidInputError.for_field("dataframe_split.columns", "a list of names", columns)
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise InvalidInputError.for_field(
+                f"dataframe_split.data[{i}]", f"a row of {len(columns)} values", row
+            )
+    if columns == sig.input_names and data:
+        try:
+            matrix = np.asarray(data)
+        except ValueError:
+            matrix = None
+        if matrix is not None and matrix.dtype.kind in "iufb" and matrix.ndim == 2:
+            return sig.validate_matrix(matrix)
+    cols = {c: _column([row[j] for row in data]) for j, c in enumerate(columns)}
+    return sig.validate_columns(cols, len(data))
+
+
+def _from_records(payload: Any, sig: Signature, key: str) -> Batch:
+    if not isinstance(payload, list):
+        raise InvalidInputError.for_field(key, "a list of records", type(payload).__name__)
+    names = sig.input_names
+    cols: dict[str, list[Any]] = {n: [] for n in names}
+    for i, rec in enumerate(payload):
+        if not isinstance(rec, dict):
+            raise InvalidInputError.for_field(f"{key}[{i}]", "an object", rec)
+        for n in names:
+            if n not in rec:
+                raise SchemaError(
+                    f"{key}[{i}]: missing input column {n!r}; expected columns {names}",
+                    field=n,
+                    expected=names,
+                    got=sorted(rec),
+                )
+            cols[n].append(rec[n])
+    return sig.validate_columns({n: _column(v) for n, v in cols.items()}, len(payload))
+
+
+def _from_tensor_like(payload: Any, sig: Signature, key: str) -> Batch:
+    if isinstance(payload, dict):
+        cols: dict[str, np.ndarray] = {}
+        n_rows = None
+        for name, values in payload.items():
+            arr = _column(values if isinstance(values, list) else [values])
+            if n_rows is None:
+                n_rows = arr.shape[0]
+            elif arr.shape[0] != n_rows:
+                raise SchemaError(
+                    f"{key}.{name}: expected {n_rows} values like the other columns, "
+                    f"got {arr.shape[0]}",
+                    field=name,
+                    expected=n_rows,
+                    got=int(arr.shape[0]),
+                )
+            cols[str(name)] = arr
+        return sig.validate_columns(cols, n_rows or 0)
+    if isinstance(payload, list) and payload and isinstance(payload[0], dict):
+        return _from_records(payload, sig, key)
+    if isinstance(payload, list):
+        return _rows(payload, sig, key)
+    raise InvalidInputError.for_field(key, "records, columns or rows", type(payload).__name__)
+
+
+def _rows(data: list[Any], sig: Signature, where: str) -> Batch:
+    if len(sig.inputs) == 1 and data and not isinstance(data[0], list):
+        return sig.validate_columns({sig.inputs[0].name: _column(data)}, len(data))
+    try:
+        matrix = np.asarray(data)
+    except ValueError:
+        raise InvalidInputError.for_field(where, "rows of equal length", "ragged rows") from None
+    if matrix.ndim != 2:
+        raise InvalidInputError.for_field(
+            where, f"rows of {len(sig.inputs)} values", f"an array of shape {list(matrix.shape)}"
+        )
+    if matrix.dtype.kind in "iufb":
+        return sig.validate_matrix(matrix)
+    if matrix.shape[1] != len(sig.inputs):
+        return sig.validate_matrix(matrix)  # raises the shape error
+    cols = {c.name: _column(matrix[:, j].tolist()) for j, c in enumerate(sig.inputs)}
+    return sig.validate_columns(cols, matrix.shape[0])
+
+
+def _column(values: list[Any]) -> np.ndarray:
+    strings = sum(isinstance(v, str) for v in values)
+    if strings:  # all strings, or a mix that validation reports instead of coercing
+        return np.asarray(values, dtype=object)
+    try:
+        arr = np.asarray(values)
+    except ValueError:
+        return np.asarray(values, dtype=object)
+    if arr.dtype.kind in "US":
+        return arr.astype(object)
+    return arr
+
+
+def encode_mlflow_response(outputs: np.ndarray, ids: list[str]) -> bytes:
+    arr = np.asarray(outputs)
+    preds: Any = arr.tolist() if arr.dtype.kind in "OUSM" else arr
+    return dumps({"predictions": preds, "prediction_ids": ids})
+
+
+def parameters_or_none(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return dict(params) if params is not None else None

@@ -1,0 +1,356 @@
+"""The data plane: route a decoded request to the right loaded version, predict (directly or
+through the adaptive batcher), record the prediction off the response path, count metrics.
+
+Routing state is a value per endpoint (:class:`EndpointState`) rebuilt only when the
+endpoint's generation changes in the metadata store: the new versions are loaded first, in a
+worker thread, then the state is swapped in one assignment, so no request sees a half-loaded
+endpoint and none fails during a deploy. Versions no longer routed are unloaded after the
+requests that still hold them have finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lockgate.batch import Batch
+from lockgate.errors import LockgateError, NotFoundError, PredictionError
+from lockgate.registry.loaded import LoadedModel
+from lockgate.registry.signature import Signature
+from lockgate.serving.batcher import AdaptiveBatcher
+from lockgate.serving.config import BatchingConfig
+from lockgate.serving.endpoints import EndpointInfo
+from lockgate.serving.metrics import ServingMetrics, VersionMetrics
+
+if TYPE_CHECKING:
+    from lockgate.store.predlog import PredictionLog
+    from lockgate.workspace import Workspace
+
+log = logging.getLogger("lockgate.serving")
+
+
+class DeadlineExceeded(LockgateError):
+    code = "deadline_exceeded"
+
+
+@dataclass
+class VersionHandle:
+    """One loaded version serving one endpoint in one role."""
+
+    endpoint: str
+    model: str
+    version: int
+    role: str
+    loaded: LoadedModel
+    batching: BatchingConfig
+    metrics: VersionMetrics
+    batcher: AdaptiveBatcher | None = None
+    in_flight: int = 0
+
+    @property
+    def signature(self) -> Signature:
+        return self.loaded.version.signature
+
+    def _predict_now(self, batch: Batch) -> np.ndarray:
+        try:
+            out = self.loaded.runtime.predict_batch(batch)
+        except LockgateError:
+            raise
+        except Exception as exc:
+            raise PredictionError(
+                f"model {self.model}/{self.version} failed to predict: {type(exc).__name__}: {exc}"
+            ) from exc
+        return np.asarray(out)
+
+    async def predict(self, batch: Batch) -> np.ndarray:
+        timeout = self.batching.timeout_ms / 1000
+        if self.batcher is None:
+            return self._predict_now(batch)
+        try:
+            return await asyncio.wait_for(self.batcher.submit(batch), timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"prediction did not finish within timeout_ms={self.batching.timeout_ms:g}"
+            ) from None
+
+    async def close(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.close()
+        while self.in_flight:
+            await asyncio.sleep(0.005)
+        await asyncio.to_thread(self.loaded.unload)
+
+
+@dataclass
+class EndpointState:
+    info: EndpointInfo
+    primary: VersionHandle
+    handles: dict[int, VersionHandle] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+@dataclass
+class InferenceResult:
+    request_id: str
+    model: str
+    endpoint: str
+    version: int
+    outputs: np.ndarray
+    n_rows: int
+    signature: Signature
+
+    def prediction_ids(self) -> list[str]:
+        return [f"{self.request_id}-{i}" for i in range(self.n_rows)]
+
+
+class DataPlane:
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        predlog: PredictionLog | None,
+        metrics: ServingMetrics,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.ws = ws
+        self.predlog = predlog
+        self.metrics = metrics
+        self.poll_interval = poll_interval
+        self._endpoints: dict[str, EndpointState] = {}
+        self._generations: dict[str, int] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._sync_lock = asyncio.Lock()
+        self.started = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.sync()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        self.started = True
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        states = list(self._endpoints.values())
+        self._endpoints = {}
+        for st in states:
+            for h in st.handles.values():
+                await h.close()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.sync()
+            except Exception:  # a store hiccup must not kill the server; retried next tick
+                log.exception("endpoint sync failed; retrying in %.1fs", self.poll_interval)
+
+    async def sync(self) -> None:
+        """Apply endpoint changes from the metadata store."""
+        async with self._sync_lock:
+            gens = await asyncio.to_thread(self.ws.endpoints.generations)
+            for name in list(self._endpoints):
+                if name not in gens:
+                    old = self._endpoints.pop(name)
+                    self._generations.pop(name, None)
+                    await self._retire(old, keep=set())
+            for name, gen in gens.items():
+                if self._generations.get(name) == gen:
+                    continue
+                try:
+                    await self._apply(name)
+                except LockgateError as exc:
+                    log.error("endpoint %s: cannot apply change: %s", name, exc.message)
+                    self._generations[name] = gen  # do not retry a broken deploy every tick
+
+    async def _apply(self, name: str) -> None:
+        info = await asyncio.to_thread(self.ws.endpoints.get, name)
+        old = self._endpoints.get(name)
+        handles: dict[int, VersionHandle] = {}
+        for v in info.policy.versions:
+            role = (
+                "primary"
+                if v == info.policy.primary
+                else ("canary" if v == info.policy.canary else "shadow")
+            )
+            reuse = old.handles.get(v) if old else None
+            if reuse is not None and reuse.batching == info.batching and reuse.role == role:
+                handles[v] = reuse
+                continue
+            loaded = await asyncio.to_thread(self.ws.registry.load, f"{info.model}/{v}")
+            handles[v] = self._handle(info, loaded, role)
+        state = EndpointState(info, handles[info.policy.primary], handles)
+        self._endpoints[name] = state  # the switch: one assignment
+        self._generations[name] = info.generation
+        self.metrics.reloads.labels(name).inc()
+        for h in handles.values():
+            self.metrics.ready.labels(name, str(h.version), h.role).set(1)
+        if old is not None:
+            asyncio.get_running_loop().create_task(self._retire(old, keep=set(handles)))
+        log.info(
+            "endpoint %s now serves %s/%s (generation %s)",
+            name,
+            info.model,
+            info.policy.primary,
+            info.generation,
+        )
+
+    async def _retire(self, old: EndpointState, keep: set[int]) -> None:
+        for v, h in old.handles.items():
+            if (
+                v in keep
+                and self._endpoints.get(old.name)
+                and (self._endpoints[old.name].handles.get(v) is h)
+            ):
+                continue
+            self.metrics.ready.labels(old.name, str(v), h.role).set(0)
+            await h.close()
+
+    def _handle(self, info: EndpointInfo, loaded: LoadedModel, role: str) -> VersionHandle:
+        vm = self.metrics.for_version(info.name, loaded.version.version, role)
+        h = VersionHandle(
+            info.name, info.model, loaded.version.version, role, loaded, info.batching, vm
+        )
+        if info.batching.enabled:
+            h.batcher = AdaptiveBatcher(
+                h._predict_now,
+                info.batching,
+                on_batch=vm.batch_rows.observe,
+                on_queue=vm.queue_rows.set,
+            )
+        return h
+
+    # -- queries ----------------------------------------------------------------------------
+    def endpoint(self, name: str) -> EndpointState:
+        st = self._endpoints.get(name)
+        if st is None:
+            raise NotFoundError("endpoint", name)
+        return st
+
+    def endpoints(self) -> list[EndpointState]:
+        return list(self._endpoints.values())
+
+    def handle(self, name: str, version: int | None = None) -> VersionHandle:
+        st = self.endpoint(name)
+        if version is None:
+            return st.primary
+        h = st.handles.get(version)
+        if h is None:
+            raise NotFoundError(
+                "version",
+                f"{name}/{version}",
+                f"endpoint {name!r} does not serve version {version} (it serves "
+                f"{sorted(st.handles)})",
+            )
+        return h
+
+    @property
+    def ready(self) -> bool:
+        return self.started
+
+    # -- the hot path -----------------------------------------------------------------------
+    async def infer(
+        self,
+        endpoint: str,
+        decode: Callable[[Signature], Batch],
+        *,
+        version: int | None = None,
+        request_id: str | None = None,
+    ) -> InferenceResult:
+        """Decode against the routed version's signature, predict, record, count."""
+        handle = self.handle(endpoint, version)
+        ts = time.time()
+        t0 = time.perf_counter()
+        rid = request_id or uuid.uuid4().hex
+        handle.in_flight += 1
+        batch: Batch | None = None
+        try:
+            batch = decode(handle.signature)
+            outputs = await handle.predict(batch)
+        except LockgateError as exc:
+            code = status_of(exc)
+            elapsed = time.perf_counter() - t0
+            handle.metrics.observe(code, elapsed, 0)
+            await self._record(handle, rid, ts, batch, None, elapsed, code, exc.message)
+            raise
+        finally:
+            handle.in_flight -= 1
+        elapsed = time.perf_counter() - t0
+        handle.metrics.observe(200, elapsed, batch.n_rows)
+        await self._record(handle, rid, ts, batch, outputs, elapsed, 200, None)
+        return InferenceResult(
+            rid, handle.model, endpoint, handle.version, outputs, batch.n_rows, handle.signature
+        )
+
+    async def _record(
+        self,
+        h: VersionHandle,
+        rid: str,
+        ts: float,
+        batch: Batch | None,
+        outputs: np.ndarray | None,
+        elapsed: float,
+        status: int,
+        error: str | None,
+    ) -> None:
+        if self.predlog is None:
+            return
+        from lockgate.store.predlog import LogBatch
+
+        await self.predlog.submit(
+            LogBatch(
+                request_id=rid,
+                endpoint=h.endpoint,
+                model=h.model,
+                version=h.version,
+                role=h.role,
+                ts=ts,
+                inputs=batch.columns if batch is not None else None,
+                outputs=outputs,
+                latency_ms=elapsed * 1000,
+                status=status,
+                error=error,
+                n_rows=batch.n_rows if batch is not None else 0,
+            )
+        )
+
+
+_STATUS: dict[str, int] = {
+    "invalid_input": 400,
+    "invalid_name": 400,
+    "unsafe_path": 400,
+    "schema_mismatch": 400,
+    "not_found": 404,
+    "conflict": 409,
+    "untrusted_artifact": 403,
+    "overloaded": 503,
+    "deadline_exceeded": 504,
+    "runtime_unavailable": 501,
+}
+
+
+def status_of(exc: LockgateError) -> int:
+    """The HTTP-like status a domain error maps to (used for metrics and the log too)."""
+    return _STATUS.get(exc.code, 500)
+
+
+def describe(state: EndpointState) -> dict[str, Any]:
+    return {
+        "endpoint": state.name,
+        "model": state.info.model,
+        "generation": state.info.generation,
+        "versions": {str(v): h.role for v, h in state.handles.items()},
+    }
