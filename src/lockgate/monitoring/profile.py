@@ -58,6 +58,16 @@ class ProfileVersionWarning(UserWarning):
     """A stored profile was written by another Lockgate version than the one reading it."""
 
 
+@cache
+def _lockgate_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lockgate")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _frozen(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
@@ -120,7 +130,7 @@ class NumericalProfile(ColumnProfile):
         """Reference quantiles (linear interpolation, as ``numpy.quantile``)."""
         if not self.values.size:
             return np.full(len(qs), np.nan)
-        return np.quantile(self.values, qs)
+        return np.asarray(np.quantile(self.values, qs), dtype=np.float64)
 
     def summary(self) -> dict[str, Any]:
         qs = self.quantiles(list(SUMMARY_QUANTILES.values()))
@@ -169,7 +179,7 @@ class Profile:
     columns: Mapping[str, NumericalProfile | CategoricalProfile]
     n_rows: int
     sample: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
-    lockgate_version: str = field(default_factory=lambda: _lockgate_version())
+    lockgate_version: str = field(default_factory=_lockgate_version)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-serialisable summary: ``{"n_rows", "n_columns", "columns": {name: {...}}}``.
@@ -409,16 +419,6 @@ def _sample_from_ipc(b: bytes) -> pd.DataFrame:
         raise InvalidInputError.for_field(
             "profile.sample", "an Arrow IPC stream", "damaged bytes"
         ) from exc
-
-
-@cache
-def _lockgate_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("lockgate")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _is_int(v: object) -> bool:
