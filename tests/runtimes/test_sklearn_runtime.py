@@ -386,8 +386,8 @@ def test_importing_runtimes_and_detecting_loads_no_framework(tmp_path: Path) -> 
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from lockgate.runtimes import detect_flavor, get_runtime\n"
-        "for f in ('sklearn', 'onnx'): get_runtime(f).framework_versions()\n"
+        "from lockgate.runtimes import BUILTIN_RUNTIMES, detect_flavor, get_runtime\n"
+        "for f in BUILTIN_RUNTIMES: get_runtime(f).framework_versions()\n"
         f"assert detect_flavor(Path({str(tmp_path / 'm.onnx')!r})) == 'onnx'\n"
         "heavy = ['sklearn', 'skops', 'onnxruntime', 'onnx', 'xgboost', 'lightgbm', 'torch',\n"
         "         'mlflow', 'joblib', 'scipy']\n"

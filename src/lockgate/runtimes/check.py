@@ -43,10 +43,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import shutil
 import tempfile
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +74,21 @@ def check_runtime(
     trusted: bool = False,
     workspace: str | Path | None = None,
     atol: float = 0.0,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
     """Run the conformance suite for ``runtime_cls`` on ``model`` and ``sample`` (see the module
     docstring). ``expected`` defaults to ``model.predict(sample)``; give it for models without a
-    ``predict`` (ONNX, torch). ``trusted`` is passed to the runtime. ``workspace`` is a folder
+    ``predict`` (ONNX, torch). ``model`` may also be the path of an existing artifact (a file
+    or folder, e.g. an MLflow model), which is copied instead of saved; ``expected`` is then
+    required. ``trusted`` and ``options`` are passed to the runtime. ``workspace`` is a folder
     for artifacts (default: a temporary folder, removed afterwards). Raises AssertionError."""
     if not (isinstance(runtime_cls, type) and issubclass(runtime_cls, Runtime)):
         raise TypeError(f"check_runtime needs a Runtime subclass, got {runtime_cls!r}")
     if not isinstance(sample, pd.DataFrame) or len(sample) == 0:
         raise TypeError("check_runtime needs a non-empty pandas DataFrame as sample")
-    checker = _Checker(runtime_cls, model, sample, trusted=trusted, atol=atol)
+    checker = _Checker(runtime_cls, model, sample, trusted=trusted, atol=atol, options=options)
+    if expected is None and isinstance(model, (str, Path)):
+        raise TypeError("check_runtime needs expected= when model is an artifact path")
     if expected is None:
         expected = checker.original_predictions()
     checker.expected = np.asarray(expected)
@@ -110,8 +116,10 @@ class _Checker:
         *,
         trusted: bool,
         atol: float,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.cls = runtime_cls
+        self.options = dict(options or {})
         self.model = model
         self.sample = sample
         self.trusted = trusted
@@ -146,7 +154,9 @@ class _Checker:
         return self.sample
 
     def new(self, path: Path, trusted: bool | None = None) -> Runtime:
-        return self.cls(path, trusted=self.trusted if trusted is None else trusted)
+        return self.cls(
+            path, trusted=self.trusted if trusted is None else trusted, options=self.options
+        )
 
     # -- the suite ---------------------------------------------------------------------------
     def run(self, ws: Path) -> None:
@@ -231,10 +241,13 @@ class _Checker:
     def check_detect(self, ws: Path) -> Path:
         target = ws / "artifact"
         target.mkdir()
-        try:
-            artifact = Path(self.cls.save(self.model, target))
-        except Exception as exc:
-            raise self.fail("detect", f"save() raised {exc!r}") from exc
+        if isinstance(self.model, (str, Path)):
+            artifact = _copy(Path(self.model), target)
+        else:
+            try:
+                artifact = Path(self.cls.save(self.model, target))
+            except Exception as exc:
+                raise self.fail("detect", f"save() raised {exc!r}") from exc
         self.expect(
             "detect", artifact.exists(), f"save() returned {artifact}, which does not exist"
         )
@@ -426,6 +439,7 @@ class _Checker:
                 sample=self.sample,
                 flavor=self.cls.flavor,
                 trust_pickle=self.trusted,
+                options=self.options or None,
             )
             loaded = client.load(f"{name}/1")
             try:
@@ -441,6 +455,17 @@ class _Checker:
         self.same(
             "registry", "predictions through the registry differ from expected", got, self.expected
         )
+
+
+def _copy(source: Path, target: Path) -> Path:
+    if not source.exists():
+        raise TypeError(f"check_runtime: the artifact {str(source)!r} does not exist")
+    out = target / source.name
+    if source.is_dir():
+        shutil.copytree(source, out)
+    else:
+        shutil.copy2(source, out)
+    return out
 
 
 def _difference(

@@ -35,6 +35,8 @@ from lockgate.runtimes.trust import disallowed_skops_types, untrusted_error
 SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 ARTIFACT_NAMES = ("model.skops", "model.joblib", "model.pkl", "model.pickle")
+#: packages whose scikit-learn-compatible estimators are saved by their own flavor
+NATIVE_FLAVOR_PACKAGES = ("xgboost", "lightgbm")
 
 
 def _is_skops(path: Path) -> bool:
@@ -160,8 +162,12 @@ class SklearnRuntime(Runtime):
 
     @classmethod
     def can_save(cls, obj: Any) -> bool:
+        """scikit-learn estimators and pipelines, except the scikit-learn wrappers of
+        frameworks that have their own native flavor (XGBoost, LightGBM)."""
         base = sys.modules.get("sklearn.base")
-        return base is not None and isinstance(obj, base.BaseEstimator)
+        if base is None or not isinstance(obj, base.BaseEstimator):
+            return False
+        return type(obj).__module__.split(".")[0] not in NATIVE_FLAVOR_PACKAGES
 
     @classmethod
     def save(cls, obj: Any, directory: Path) -> Path:
