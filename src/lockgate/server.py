@@ -91,7 +91,35 @@ def run(
         timeout_keep_alive=30,
         backlog=2048,
     )
-    uvicorn.Server(config).run()
+    _make_graceful()(config).run()
+
+
+def _make_graceful() -> type:
+    import contextlib
+    import signal
+    import threading
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises the signal after a graceful shutdown, so the process dies *by*
+        SIGTERM; Lockgate finishes in-flight requests, flushes its log and exits 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            sigs = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in sigs}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
 
 
 def _has_uvloop() -> bool:

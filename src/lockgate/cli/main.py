@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from lockgate import __version__
-from lockgate.cli import db, models, serve
+from lockgate.cli import db, models, predictions, serve
 from lockgate.cli.context import state
 from lockgate.cli.output import console, handle_errors, print_json
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(predictions.app, name="predictions")
 app.add_typer(serve.endpoints_app, name="endpoints")
 app.command("server")(serve.server)
 app.command("deploy")(serve.deploy)
@@ -71,6 +73,33 @@ def init(
         print_json(doc)
     else:
         console.print(f"workspace ready at {doc['home']} (schema {doc['revision']})")
+
+
+@app.command("quickstart")
+@handle_errors
+def quickstart(
+    ctx: typer.Context,
+    requests: Annotated[int, typer.Option(min=1, max=100_000, help="Requests to send.")] = 300,
+    port: Annotated[int, typer.Option(help="Port (a free one if taken).")] = 8470,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Leave the server up afterwards.")
+    ] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Train, register, deploy and serve a model end to end on the embedded workspace."""
+    from lockgate.quickstart import run
+
+    settings = state(ctx).settings()
+    summary = run(
+        home=settings.home,
+        host=settings.host,
+        port=port,
+        requests=requests,
+        keep_running=keep_running,
+        console=Console(stderr=True) if json else None,
+    )
+    if json:
+        print_json(summary)
 
 
 def main() -> None:

@@ -198,7 +198,8 @@ class EndpointService:
     def generations(self) -> dict[str, int]:
         """``{endpoint: generation}``: one cheap query for change detection."""
         with self.ws.db.read() as s:
-            return dict(s.execute(select(EndpointRow.name, EndpointRow.generation)).tuples())
+            rows = s.execute(select(EndpointRow.name, EndpointRow.generation)).all()
+            return {name: gen for name, gen in rows}
 
     def _row(self, s: Session, name: str, *, lock: bool = False) -> EndpointRow:
         validate_name(name, "endpoint")
