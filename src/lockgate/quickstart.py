@@ -3,6 +3,7 @@ predictions, unattended, on the embedded default workspace."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -125,10 +126,8 @@ def run(
         _print_tour(console, url, info.name)
         if keep_running:
             console.print("server keeps running; press Ctrl-C to stop it")
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 proc.wait()
-            except KeyboardInterrupt:
-                pass
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
