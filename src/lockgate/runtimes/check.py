@@ -23,6 +23,9 @@ The checks, in order:
 ``rows``
     one output row per input row, the same answer twice, and each row's answer independent of
     the rest of the batch (a single row, the batch reversed).
+``batch``
+    ``predict_batch`` on a columnar :class:`~lockgate.batch.Batch` (built from columns, and
+    from one matrix when every column is numeric) gives what ``predict`` gives.
 ``signature``
     with a signature inferred from the sample, ``validate(sample)`` then ``predict`` gives the
     same result, and a frame missing a column is rejected by ``validate`` naming the column.
@@ -54,6 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lockgate.batch import Batch
 from lockgate.errors import LockgateError, ModelLoadError, SchemaError, UntrustedArtifactError
 from lockgate.registry.signature import Signature
 from lockgate.runtimes.base import Runtime
@@ -176,6 +180,7 @@ class _Checker:
             "round trip", "predictions after save -> load differ from expected", got, self.expected
         )
         self.check_rows(runtime, valid, got)
+        self.check_batch(runtime, valid, got)
         self.check_signature(runtime, signature)
         self.check_proba(runtime, valid)
         self.check_metadata(runtime)
@@ -318,6 +323,27 @@ class _Checker:
                 "rows",
                 "predicting the rows in reverse order differs",
                 rev[::-1],
+                got,
+                rtol=_BATCH_RTOL,
+            )
+
+    def check_batch(self, runtime: Runtime, valid: pd.DataFrame, got: np.ndarray) -> None:
+        """``predict_batch`` (the serving hot path) agrees with ``predict`` on columnar batches
+        built without a DataFrame: from columns, and from one matrix when all are numeric."""
+        columns = {str(c): valid[c].to_numpy() for c in valid.columns}
+        batches = [("columns", Batch(columns, len(valid)))]
+        if all(a.dtype.kind in "biuf" and a.ndim == 1 for a in columns.values()):
+            matrix = np.column_stack(list(columns.values()))
+            batches.append(("a matrix", Batch.from_matrix(list(columns), matrix)))
+        for kind, batch in batches:
+            try:
+                out = runtime.predict_batch(batch)
+            except Exception as exc:
+                raise self.fail("batch", f"predict_batch() on {kind} raised {exc!r}") from exc
+            self.same(
+                "batch",
+                f"predict_batch() on {kind} differs from predict()",
+                np.asarray(out),
                 got,
                 rtol=_BATCH_RTOL,
             )

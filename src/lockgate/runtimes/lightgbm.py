@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from lockgate.batch import Batch
 from lockgate.errors import InvalidInputError, ModelLoadError
 from lockgate.runtimes._util import (
     MLMODEL,
@@ -96,21 +97,24 @@ class LightGBMRuntime(Runtime):
             self.__dict__.pop(attr, None)
 
     # -- prediction ------------------------------------------------------------------------
-    def _raw(self, booster: Any, data: pd.DataFrame) -> np.ndarray:
-        return np.asarray(booster.predict(data.to_numpy(dtype=np.float64)))
+    def _raw(self, booster: Any, batch: Batch) -> np.ndarray:
+        return np.asarray(booster.predict(batch.matrix(np.dtype(np.float64))))
 
-    def _proba(self, booster: Any, data: pd.DataFrame) -> np.ndarray:
-        out = self._raw(booster, data)
+    def _proba(self, booster: Any, batch: Batch) -> np.ndarray:
+        out = self._raw(booster, batch)
         if out.ndim == 1:  # binary: the probability of the second class
             return np.column_stack([1.0 - out, out])
         return out
 
     def predict(self, data: pd.DataFrame) -> np.ndarray:
+        return self.predict_batch(Batch.from_frame(data))
+
+    def predict_batch(self, batch: Batch) -> np.ndarray:
         booster = self._require_loaded()
         with predicting(self.flavor):
             if self.kind_ != "classifier":
-                return self._raw(booster, data)
-            index = np.argmax(self._proba(booster, data), axis=1)
+                return self._raw(booster, batch)
+            index = np.argmax(self._proba(booster, batch), axis=1)
             return self.classes_[index]
 
     def predict_proba(self, data: pd.DataFrame) -> np.ndarray | None:
@@ -118,7 +122,7 @@ class LightGBMRuntime(Runtime):
         if self.kind_ != "classifier":
             return None
         with predicting(self.flavor):
-            return self._proba(booster, data)
+            return self._proba(booster, Batch.from_frame(data))
 
     def metadata(self) -> dict[str, Any]:
         out = super().metadata()

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from lockgate.batch import Batch
 from lockgate.errors import InvalidInputError, SchemaError
 from lockgate.runtimes._util import (
     artifact_file,
@@ -107,39 +108,41 @@ class OnnxRuntime(Runtime):
             self.__dict__.pop(attr, None)
 
     # -- prediction ------------------------------------------------------------------------
-    def _feed(self, data: pd.DataFrame) -> dict[str, np.ndarray]:
+    def _feed(self, batch: Batch) -> dict[str, np.ndarray]:
         inputs = self.inputs_
         if len(inputs) == 1:
             name, dtype = inputs[0]
-            if data.shape[1] == 1:
-                arr = _column_array(data.iloc[:, 0].to_numpy(), dtype)
+            if len(batch.names) == 1:
+                arr = _column_array(batch.columns[batch.names[0]], dtype)
                 return {name: arr if arr.ndim > 1 else arr.reshape(-1, 1)}
             if dtype is object:
-                return {name: data.to_numpy().astype(str).astype(object)}
-            return {name: data.to_numpy(dtype=dtype)}
-        columns = [str(c) for c in data.columns]
+                return {name: batch.matrix().astype(str).astype(object)}
+            return {name: batch.matrix(np.dtype(dtype))}
         names = [n for n, _ in inputs]
-        if set(names) <= set(columns):
-            pairs = [(n, dt, data[n].to_numpy()) for n, dt in inputs]
-        elif len(names) == len(columns):
-            pairs = [(n, dt, data.iloc[:, i].to_numpy()) for i, (n, dt) in enumerate(inputs)]
+        if set(names) <= set(batch.names):
+            columns = [batch.columns[n] for n in names]
+        elif len(names) == len(batch.names):
+            columns = [batch.columns[n] for n in batch.names]
         else:
             raise SchemaError(
-                f"the ONNX model takes inputs {names}; got columns {columns}",
+                f"the ONNX model takes inputs {names}; got columns {batch.names}",
                 field="columns",
                 expected=names,
-                got=columns,
+                got=batch.names,
             )
         feed = {}
-        for name, dtype, values in pairs:
+        for (name, dtype), values in zip(inputs, columns, strict=True):
             arr = _column_array(values, dtype)
             feed[name] = arr if arr.ndim > 1 else arr.reshape(-1, 1)
         return feed
 
     def predict(self, data: pd.DataFrame) -> np.ndarray:
+        return self.predict_batch(Batch.from_frame(data))
+
+    def predict_batch(self, batch: Batch) -> np.ndarray:
         session = self._require_loaded()
         with predicting(self.flavor):
-            (out,) = session.run([self.label_output_], self._feed(data))
+            (out,) = session.run([self.label_output_], self._feed(batch))
             out = np.asarray(out)
             if out.ndim == 2 and out.shape[1] == 1:
                 out = out.reshape(-1)
@@ -150,7 +153,7 @@ class OnnxRuntime(Runtime):
         if self.proba_output_ is None:
             return None
         with predicting(self.flavor):
-            (out,) = session.run([self.proba_output_], self._feed(data))
+            (out,) = session.run([self.proba_output_], self._feed(Batch.from_frame(data)))
             return _proba_array(out)
 
     def metadata(self) -> dict[str, Any]:

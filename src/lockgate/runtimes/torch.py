@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from lockgate.batch import Batch
 from lockgate.errors import InvalidInputError, ModelLoadError
 from lockgate.runtimes._util import (
     artifact_file,
@@ -151,13 +152,19 @@ class TorchRuntime(Runtime):
             self.__dict__.pop(attr, None)
 
     # -- prediction ------------------------------------------------------------------------
-    def _output(self, data: pd.DataFrame) -> np.ndarray:
+    def _output(self, batch: Batch) -> np.ndarray:
         module = self._require_loaded()
         torch = sys.modules["torch"]
-        if data.shape[1] == 1 and data.dtypes.iloc[0] is np.dtype(object):
-            array = np.stack([np.asarray(v, dtype=np.float32) for v in data.iloc[:, 0]])
+        if len(batch.names) == 1:
+            col = batch.columns[batch.names[0]]
+            if col.dtype == object:  # a column of per-row tensors
+                array = np.stack([np.asarray(v, dtype=np.float32) for v in col])
+            elif col.ndim > 1:
+                array = col.astype(np.float32, copy=False)
+            else:
+                array = col.astype(np.float32, copy=False).reshape(-1, 1)
         else:
-            array = data.to_numpy(dtype=np.float32)
+            array = batch.matrix(np.dtype(np.float32))
         with torch.no_grad():
             # a writable C-contiguous buffer (pandas may hand out read-only views): copy only
             # when needed
@@ -167,9 +174,12 @@ class TorchRuntime(Runtime):
         return out.detach().cpu().numpy()
 
     def predict(self, data: pd.DataFrame) -> np.ndarray:
+        return self.predict_batch(Batch.from_frame(data))
+
+    def predict_batch(self, batch: Batch) -> np.ndarray:
         self._require_loaded()
         with predicting(self.flavor):
-            out = self._output(data)
+            out = self._output(batch)
             if self.options.get("task") == "classification" and out.ndim > 1:
                 index = out.argmax(axis=-1)
                 return self.classes_[index] if self.classes_ is not None else index
@@ -182,7 +192,7 @@ class TorchRuntime(Runtime):
         if self.options.get("task") != "classification":
             return None
         with predicting(self.flavor):
-            out = self._output(data)
+            out = self._output(Batch.from_frame(data))
             if self.options.get("outputs") == "probabilities":
                 return out
             shifted = np.exp(out - out.max(axis=-1, keepdims=True))

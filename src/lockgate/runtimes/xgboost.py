@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from lockgate.batch import Batch
 from lockgate.errors import InvalidInputError, ModelLoadError
 from lockgate.runtimes._util import (
     MLMODEL,
@@ -101,32 +102,36 @@ class XGBoostRuntime(Runtime):
             self.__dict__.pop(attr, None)
 
     # -- prediction ------------------------------------------------------------------------
-    def _features(self, data: pd.DataFrame) -> pd.DataFrame | np.ndarray:
-        return data if self.wants_frame_ else data.to_numpy()
+    def _features(self, batch: Batch) -> pd.DataFrame | np.ndarray:
+        return batch.frame() if self.wants_frame_ else batch.matrix()
 
-    def _booster_predict(self, model: Any, data: pd.DataFrame) -> np.ndarray:
+    def _booster_predict(self, model: Any, batch: Batch) -> np.ndarray:
         # inplace_predict skips building a DMatrix: the cheapest path on the serving hot path
-        return np.asarray(model.inplace_predict(self._features(data)))
+        return np.asarray(model.inplace_predict(self._features(batch)))
 
     def predict(self, data: pd.DataFrame) -> np.ndarray:
+        return self.predict_batch(Batch.from_frame(data))
+
+    def predict_batch(self, batch: Batch) -> np.ndarray:
         model = self._require_loaded()
         with predicting(self.flavor):
             if self.model_class_ == "Booster":
-                return self._booster_predict(model, data)
-            return np.asarray(model.predict(self._features(data)))
+                return self._booster_predict(model, batch)
+            return np.asarray(model.predict(self._features(batch)))
 
     def predict_proba(self, data: pd.DataFrame) -> np.ndarray | None:
         model = self._require_loaded()
+        batch = Batch.from_frame(data)
         with predicting(self.flavor):
             if self.model_class_ != "Booster":
                 if not hasattr(model, "predict_proba"):
                     return None
-                return np.asarray(model.predict_proba(self._features(data)))
+                return np.asarray(model.predict_proba(self._features(batch)))
             if self.objective_ == "binary:logistic":
-                p = self._booster_predict(model, data).astype(np.float64)
+                p = self._booster_predict(model, batch).astype(np.float64)
                 return np.column_stack([1.0 - p, p])
             if self.objective_ == "multi:softprob":
-                return self._booster_predict(model, data)
+                return self._booster_predict(model, batch)
             return None
 
     def metadata(self) -> dict[str, Any]:
