@@ -1,0 +1,559 @@
+"""The prediction log: every served prediction, recorded off the response path.
+
+Requests hand a columnar :class:`LogBatch` to :meth:`PredictionLog.submit`, which only appends
+it to a bounded in-memory queue (microseconds). One writer thread wakes every
+``flush_interval`` seconds, or sooner when the queue passes a quarter of its bound, groups the
+queued batches by endpoint, builds one Arrow table per endpoint (column by column, never row by
+row) and writes it as a Parquet file partitioned by endpoint and UTC hour (see
+:mod:`lockgate.store.predlog_format`). Files are written to ``<name>.tmp``, fsynced and renamed,
+so a hard kill never leaves a half file under a readable name.
+
+Durability: ``async`` (default) returns at once; :meth:`close` drains and flushes, so a clean
+shutdown (SIGTERM -> the server's shutdown -> ``close()``) loses nothing and a hard kill loses
+at most the last ``flush_interval`` seconds plus one write. ``sync`` returns only when the
+record is written, fsynced and its folder fsynced; every waiting caller of one write cycle
+shares that one fsync (group commit).
+
+Overflow: the queue holds at most ``max_queue_rows`` rows (a single larger batch is admitted
+alone into an empty queue). When it is full, ``block`` makes the submitter wait for room and
+loses nothing; ``reject`` raises :class:`~lockgate.errors.OverloadedError` (503). Both are
+counted in ``lockgate_prediction_log_overflow_total{policy=...}``; nothing is dropped silently.
+
+Reading (:meth:`PredictionLog.read`, :meth:`~PredictionLog.read_column`, ...) works on the
+folder alone, so any process can read what a server wrote, across restarts. Closed hours are
+compacted in the background (:mod:`lockgate.store.predlog_compact`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from prometheus_client import CollectorRegistry
+
+from lockgate.errors import InvalidInputError, OverloadedError, StoreError
+from lockgate.store.paths import validate_name
+from lockgate.store.predlog_compact import compact_hour
+from lockgate.store.predlog_format import HOUR_NS, ROLES, LogBatch, hour_dir, row_count
+from lockgate.store.predlog_metrics import LogMetrics
+from lockgate.store.predlog_read import Filters, Reader, SkipLog, TimeLike, Window, to_ns
+from lockgate.store.predlog_writer import AsyncWaiter, CycleResult, Done, Item, Writer, notify
+
+if TYPE_CHECKING:
+    from lockgate.settings import Settings
+
+__all__ = ["LogBatch", "PredictionLog"]
+
+log = logging.getLogger("lockgate.predlog")
+
+#: an hour is compacted once it ended this many seconds ago (late requests still land in it)
+COMPACT_GRACE = 120.0
+_CODECS = ("zstd", "snappy", "lz4", "gzip", "brotli", "none")
+
+
+def _param_error(name: str, expected: str, got: Any) -> InvalidInputError:
+    return InvalidInputError(
+        f"The {name!r} parameter of PredictionLog must be {expected}. Got {got!r} instead.",
+        field=name,
+        expected=expected,
+        got=got,
+    )
+
+
+class PredictionLog:
+    """Append-only, columnar log of served predictions in a folder of Parquet files."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        durability: Literal["async", "sync"] = "async",
+        flush_interval: float = 0.5,
+        max_queue_rows: int = 100_000,
+        overflow: Literal["block", "reject"] = "block",
+        registry: CollectorRegistry | None = None,
+        compact_interval: float | None = 60.0,
+        compression: str = "zstd",
+    ) -> None:
+        if durability not in ("async", "sync"):
+            raise _param_error("durability", "one of 'async', 'sync'", durability)
+        if overflow not in ("block", "reject"):
+            raise _param_error("overflow", "one of 'block', 'reject'", overflow)
+        if not isinstance(flush_interval, int | float) or not 0 < flush_interval <= 60:
+            raise _param_error("flush_interval", "a number in the range (0, 60]", flush_interval)
+        if not isinstance(max_queue_rows, int) or max_queue_rows < 1:
+            raise _param_error("max_queue_rows", "an int >= 1", max_queue_rows)
+        if compact_interval is not None and not compact_interval > 0:
+            raise _param_error("compact_interval", "a positive number or None", compact_interval)
+        if compression not in _CODECS or (
+            compression != "none" and not pa.Codec.is_available(compression)
+        ):
+            raise _param_error("compression", f"an available one of {_CODECS}", compression)
+        self.directory = Path(directory)
+        self.durability = durability
+        self.flush_interval = float(flush_interval)
+        self.max_queue_rows = max_queue_rows
+        self.overflow = overflow
+        self.compact_interval = compact_interval
+        self.compression = compression
+        self._sync = durability == "sync"
+
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._queue: deque[Item] = deque()
+        self._queued_rows = 0
+        self._rows_submitted = 0
+        self._room_waiters: list[AsyncWaiter] = []
+        self._wake_rows = max(1, max_queue_rows // 4)
+        self._woken = False
+        self._wake = threading.Event()
+        self._write_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._compactor: threading.Thread | None = None
+        self._compact_stop = threading.Event()
+        self._closed = False
+        self._stopping = False
+        self._stop_deadline = float("inf")
+        self._retry_at = 0.0
+        self._ok_endpoints: set[str] = set()
+        self.metrics = LogMetrics(
+            registry if registry is not None else CollectorRegistry(),
+            overflow,
+            lambda: self._queued_rows,
+        )
+        self._writer = Writer(
+            self.directory, sync=self._sync, compression=compression, metrics=self.metrics
+        )
+        self._reader = Reader(self.directory, SkipLog(self.metrics.skipped.inc))
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, registry: CollectorRegistry | None = None
+    ) -> PredictionLog:
+        """A log configured from ``LOCKGATE_*`` settings (not started)."""
+        return cls(
+            settings.predictions_dir,
+            durability=settings.log_durability,
+            flush_interval=settings.log_flush_interval,
+            max_queue_rows=settings.log_queue_size,
+            overflow=settings.log_overflow,
+            registry=registry,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the writer thread (and the compactor); idempotent."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("prediction log is closed")
+            if self._thread is not None:
+                return
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._thread = threading.Thread(
+                target=self._run, name="lockgate-predlog-writer", daemon=True
+            )
+            self._thread.start()
+            if self.compact_interval is not None:
+                self._compactor = threading.Thread(
+                    target=self._compact_loop, name="lockgate-predlog-compactor", daemon=True
+                )
+                self._compactor.start()
+        atexit.register(self._atexit)
+
+    def close(self, timeout: float | None = 30) -> None:
+        """Refuse new records, write every queued one, stop the threads; idempotent.
+
+        Raises StoreError if some rows could not be written within ``timeout`` seconds
+        (they are counted in ``lockgate_prediction_log_rows_lost_total{reason="not_drained"}``).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            room_waiters, self._room_waiters = self._room_waiters, []
+            self._room.notify_all()
+        notify([(w, None) for w in room_waiters])
+        atexit.unregister(self._atexit)
+        self._compact_stop.set()
+        thread = self._thread
+        if thread is not None:
+            self._stop_deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+            self._stopping = True
+            self._wake.set()
+            thread.join(timeout)
+        else:
+            with self._write_lock:
+                self._process(self._take())
+        if self._compactor is not None:
+            self._compactor.join(timeout)
+        with self._lock:
+            left = list(self._queue)
+            self._queue.clear()
+            self._queued_rows = 0
+        lost = sum(rows for _, rows, _ in left)
+        self.metrics.unregister()
+        err = StoreError(f"prediction log closed with {lost} rows not written") if lost else None
+        notify([(w, err) for _, _, w in left if w is not None])
+        if lost:
+            self.metrics.lost_rows(lost, "not_drained")
+            log.error("prediction log: %d rows could not be written before close", lost)
+            raise err  # type: ignore[misc]
+
+    def _atexit(self) -> None:
+        with contextlib.suppress(Exception):  # close logs what it could not write
+            self.close(timeout=10)
+
+    def __enter__(self) -> PredictionLog:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ hot path
+
+    def _check(self, batch: LogBatch) -> int:
+        if batch.endpoint not in self._ok_endpoints:
+            validate_name(batch.endpoint, "endpoint")
+            self._ok_endpoints.add(batch.endpoint)
+        if batch.role not in ROLES:
+            raise InvalidInputError.for_field(
+                "LogBatch.role", "one of " + ", ".join(sorted(ROLES)), batch.role
+            )
+        return row_count(batch)
+
+    def _require_writer(self) -> None:
+        if self._thread is None and not self._closed:
+            raise StoreError("prediction log: start() it before submitting in sync mode")
+
+    def _overloaded(self) -> OverloadedError:
+        self.metrics.overflowed()
+        return OverloadedError(
+            f"prediction log queue is full ({self.max_queue_rows} rows); retry later",
+            retry_after=self.flush_interval,
+        )
+
+    async def submit(self, batch: LogBatch) -> None:
+        """Queue a batch (O(1)). In sync mode, return once it is durable. When the queue is
+        full: ``block`` waits for room, ``reject`` raises OverloadedError."""
+        rows = self._check(batch)
+        waiter: AsyncWaiter | None = None
+        if self._sync:
+            self._require_writer()
+            loop = asyncio.get_running_loop()
+            waiter = (loop, loop.create_future())
+        blocked = False
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise StoreError("prediction log is closed")
+                q = self._queued_rows
+                if q == 0 or q + rows <= self.max_queue_rows:
+                    self._queue.append((batch, rows, waiter))
+                    self._queued_rows = q + rows
+                    self._rows_submitted += rows
+                    wake = waiter is not None or (not self._woken and q + rows >= self._wake_rows)
+                    if wake:
+                        self._woken = True
+                    break
+                if self.overflow == "reject":
+                    raise self._overloaded()
+                if not blocked:
+                    blocked = True
+                    self.metrics.overflowed()
+                loop = asyncio.get_running_loop()
+                room: asyncio.Future[None] = loop.create_future()
+                self._room_waiters.append((loop, room))
+            self._wake.set()
+            await room
+        if wake:
+            self._wake.set()
+        if waiter is not None:
+            await waiter[1]
+
+    def submit_nowait(self, batch: LogBatch) -> None:
+        """:meth:`submit` for non-async code (never call it on an event loop with ``block``:
+        it waits on a condition). In sync mode it returns once the batch is durable."""
+        rows = self._check(batch)
+        waiter = None
+        if self._sync:
+            self._require_writer()
+            waiter = Done()
+        blocked = False
+        with self._lock:
+            while True:
+                if self._closed:
+                    raise StoreError("prediction log is closed")
+                q = self._queued_rows
+                if q == 0 or q + rows <= self.max_queue_rows:
+                    self._queue.append((batch, rows, waiter))
+                    self._queued_rows = q + rows
+                    self._rows_submitted += rows
+                    wake = waiter is not None or (not self._woken and q + rows >= self._wake_rows)
+                    if wake:
+                        self._woken = True
+                    break
+                if self.overflow == "reject":
+                    raise self._overloaded()
+                if not blocked:
+                    blocked = True
+                    self.metrics.overflowed()
+                self._wake.set()
+                self._room.wait(self.flush_interval)
+        if wake:
+            self._wake.set()
+        if waiter is not None:
+            waiter.event.wait()
+            if waiter.error is not None:
+                raise waiter.error
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once everything submitted before the call is durable. Without a running
+        writer thread the queue is written in the calling thread. Raises StoreError when a
+        write failed or ``timeout`` passed."""
+        done = Done()
+        with self._lock:
+            self._queue.append((None, 0, done))
+            thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._wake.set()
+            if not done.event.wait(timeout):
+                raise StoreError(f"prediction log flush did not finish within {timeout}s")
+        else:
+            with self._write_lock:
+                self._process(self._take())
+        if done.error is not None:
+            raise done.error
+
+    # ------------------------------------------------------------------ writer
+
+    def _take(self) -> list[Item]:
+        with self._lock:
+            items = list(self._queue)
+            self._queue = deque()
+            self._queued_rows = 0
+            self._woken = False
+            room_waiters, self._room_waiters = self._room_waiters, []
+            self._room.notify_all()
+        if room_waiters:
+            notify([(w, None) for w in room_waiters])
+        return items
+
+    def _run(self) -> None:
+        """The writer thread: wait for the interval or a wake-up, write, repeat; after
+        :meth:`close`, write until the queue is empty or the close timeout passed."""
+        while True:
+            if self._stopping:
+                timeout = max(0.0, self._retry_at - time.monotonic())
+            else:
+                timeout = self.flush_interval
+            self._wake.wait(timeout)
+            self._wake.clear()
+            if not self._stopping and time.monotonic() < self._retry_at:
+                continue  # back off after a failed write
+            with self._write_lock:
+                failed = self._process(self._take())
+            if failed:
+                self._retry_at = time.monotonic() + min(self.flush_interval, 1.0)
+            if self._stopping:
+                with self._lock:
+                    empty = not self._queue
+                if empty or time.monotonic() >= self._stop_deadline:
+                    return
+
+    def _process(self, items: list[Item]) -> bool:
+        """Write queued items; async items that failed go back to the queue's front.
+        Returns True when some must be retried."""
+        try:
+            result = self._writer.process(items)
+        except Exception as exc:  # a bug rather than an I/O error: keep the records
+            log.exception("prediction log: write cycle failed")
+            self.metrics.write_error()
+            err = StoreError(f"prediction log write failed: {exc}")
+            result = CycleResult(
+                notify=[(w, err) for _, _, w in items if w is not None],
+                retry=[it for it in items if it[0] is not None and it[2] is None],
+            )
+            lost = sum(it[1] for it in items if it[0] is not None and it[2] is not None)
+            if lost:
+                self.metrics.lost_rows(lost, "sync_write_failed")
+        if result.retry:
+            with self._lock:
+                self._queue.extendleft(reversed(result.retry))
+                self._queued_rows += sum(it[1] for it in result.retry)
+        notify(result.notify)
+        return bool(result.retry)
+
+    # ------------------------------------------------------------------ compaction
+
+    def compact(self, endpoint: str | None = None) -> int:
+        """Merge the small files of every closed hour (of one endpoint or all) now. Returns
+        how many files were replaced. Safe while readers and other writers run."""
+        horizon = (time.time() - COMPACT_GRACE - self.flush_interval) * 1e9
+        replaced = 0
+        for ep in [validate_name(endpoint, "endpoint")] if endpoint else self.endpoints():
+            for idx, path in list(self._reader.hours(ep, Window(None, None))):
+                if (idx + 1) * HOUR_NS <= horizon:
+                    replaced += self._compact_one(path)
+        return replaced
+
+    def _compact_one(self, path: Path) -> int:
+        try:
+            n = compact_hour(self._reader, path, compression=self.compression)
+        except Exception:  # never fatal: the small files stay readable
+            log.exception("prediction log: compacting %s failed", path)
+            return 0
+        self.metrics.compacted(n)
+        return n
+
+    def _compact_loop(self) -> None:
+        assert self.compact_interval is not None
+        if self._compact_stop.wait(min(self.compact_interval, 5.0)):
+            return
+        self.compact()  # hours left small by earlier runs
+        while not self._compact_stop.wait(self.compact_interval):
+            horizon = (time.time() - COMPACT_GRACE - self.flush_interval) * 1e9
+            with self._write_lock:
+                dirty = self._writer.dirty_hours
+                due = {h for h in dirty if (h[1] + 1) * HOUR_NS <= horizon}
+                dirty -= due
+            for endpoint, idx in sorted(due):
+                if self._compact_stop.is_set():
+                    return
+                self._compact_one(hour_dir(self.directory, endpoint, idx))
+
+    # ------------------------------------------------------------------ reading
+
+    def _filters(
+        self, since: TimeLike, until: TimeLike, roles: Sequence[str] | None, version: int | None
+    ) -> Filters:
+        if roles is not None:
+            if isinstance(roles, str):
+                roles = [roles]
+            for r in roles:
+                if r not in ROLES:
+                    raise InvalidInputError.for_field(
+                        "roles", "one of " + ", ".join(sorted(ROLES)), r
+                    )
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            raise InvalidInputError.for_field("version", "an int", version)
+        return Filters(
+            Window(to_ns(since, "since"), to_ns(until, "until")),
+            frozenset(roles) if roles is not None else None,
+            version,
+        )
+
+    def read_table(
+        self,
+        endpoint: str,
+        *,
+        since: TimeLike = None,
+        until: TimeLike = None,
+        columns: list[str] | None = None,
+        roles: list[str] | None = None,
+        version: int | None = None,
+    ) -> pa.Table:
+        """:meth:`read` as an Arrow table (types preserved: tensors stay fixed-size lists)."""
+        validate_name(endpoint, "endpoint")
+        return self._reader.read_table(
+            endpoint, self._filters(since, until, roles, version), columns
+        )
+
+    def read(
+        self,
+        endpoint: str,
+        *,
+        since: TimeLike = None,
+        until: TimeLike = None,
+        columns: list[str] | None = None,
+        roles: list[str] | None = None,
+        version: int | None = None,
+    ) -> pd.DataFrame:
+        """Records of ``endpoint`` with ``since <= ts < until``, in time order.
+
+        Columns: id, request_id, endpoint, model, version, role, ts (UTC), latency_ms, status,
+        error, then ``input.<col>`` and ``output`` (or ``output.<name>``). ``columns`` picks
+        some (a bare input name means ``input.<name>``). Versions with different inputs read
+        together; a column a version lacks is missing (NaN/None) in its rows. Only flushed
+        records are visible: call :meth:`flush` first to read your own writes.
+        """
+        table = self.read_table(
+            endpoint, since=since, until=until, columns=columns, roles=roles, version=version
+        )
+        return table.to_pandas()
+
+    def read_column(
+        self,
+        endpoint: str,
+        column: str,
+        *,
+        since: TimeLike = None,
+        until: TimeLike = None,
+        version: int | None = None,
+        role: str | Sequence[str] | None = "primary",
+    ) -> np.ndarray:
+        """One column over a window, reading only it and ``ts`` (plus ``role``/``version``
+        when filtering) from the files whose hour overlaps: the fast path for drift.
+
+        ``column`` is an input name (``x1`` or ``input.x1``), ``output`` or a base column.
+        Returns the rows' values in time order; rows without the column give NaN/None; a
+        2-D+ tensor column comes back as an ``(n, ...)`` array. ``role=None`` means all.
+        """
+        validate_name(endpoint, "endpoint")
+        roles = [role] if isinstance(role, str) else role
+        f = self._filters(since, until, roles, version)
+        return self._reader.read_column(endpoint, column, f)
+
+    def tail_table(self, endpoint: str, n: int = 20) -> pa.Table:
+        """:meth:`tail` as an Arrow table."""
+        validate_name(endpoint, "endpoint")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise InvalidInputError.for_field("n", "an int >= 0", n)
+        return self._reader.tail(endpoint, n)
+
+    def tail(self, endpoint: str, n: int = 20) -> pd.DataFrame:
+        """The last ``n`` records of ``endpoint`` by time (all roles), oldest first; reads
+        only the newest files."""
+        return self.tail_table(endpoint, n).to_pandas()
+
+    def endpoints(self) -> list[str]:
+        """Endpoints that have at least one record file, sorted."""
+        return self._reader.endpoints()
+
+    def count(self, endpoint: str | None = None) -> int:
+        """Records stored (flushed) for one endpoint or all; reads file footers only."""
+        if endpoint is not None:
+            return self._reader.count(validate_name(endpoint, "endpoint"))
+        return sum(self._reader.count(ep) for ep in self.endpoints())
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this log object (this process) and its queue."""
+        with self._lock:
+            queue_rows = self._queued_rows
+            queue_batches = len(self._queue)
+        thread = self._thread
+        return {
+            "directory": str(self.directory),
+            "durability": self.durability,
+            "overflow": self.overflow,
+            "running": bool(thread is not None and thread.is_alive()),
+            "closed": self._closed,
+            "queue_rows": queue_rows,
+            "queue_batches": queue_batches,
+            "max_queue_rows": self.max_queue_rows,
+            "rows_submitted": self._rows_submitted,
+            **self.metrics.counts,
+            "files_skipped": self._reader.skips.count,
+        }

@@ -1,0 +1,343 @@
+"""On-disk format of the prediction log: the record batch, its Arrow schema, file layout and
+the vectorised conversion of many queued batches into one Arrow table.
+
+Layout (all times UTC)::
+
+    <dir>/<endpoint>/<YYYY-MM-DD>/<HH>/part-<min_ts_ns>-<pid>-<seq>.parquet
+    <dir>/<endpoint>/<YYYY-MM-DD>/<HH>/compact-<min_ts_ns>-<pid>-<seq>.parquet
+
+Every row of a file lies in the hour of its folder (a flush that straddles an hour is split),
+so a window read lists only the hours it overlaps. ``<min_ts_ns>`` is the smallest row time of
+the file, which lets a reader skip files that start after the window. A file becomes visible
+only by an atomic rename of ``<name>.tmp``; readers ignore every other name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lockgate.errors import InvalidInputError
+
+#: roles a prediction can be served in (``lockgate.types.Role``)
+ROLES = frozenset({"primary", "canary", "shadow", "arm"})
+
+#: base columns of every file, in order; inputs follow as ``input.<name>``, then the output(s)
+BASE_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("request_id", pa.string(), nullable=False),
+    pa.field("endpoint", pa.string(), nullable=False),
+    pa.field("model", pa.string(), nullable=False),
+    pa.field("version", pa.int64(), nullable=False),
+    pa.field("role", pa.string(), nullable=False),
+    pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("latency_ms", pa.float64(), nullable=False),
+    pa.field("status", pa.int32(), nullable=False),
+    pa.field("error", pa.string()),
+)
+BASE_COLUMNS: tuple[str, ...] = tuple(f.name for f in BASE_FIELDS)
+BASE_SCHEMA = pa.schema(BASE_FIELDS)
+INPUT_PREFIX = "input."
+OUTPUT = "output"
+OUTPUT_PREFIX = "output."
+
+#: schema metadata keys
+META_FORMAT = b"lockgate.predlog.format"
+META_TS_MIN = b"lockgate.ts_min_ns"
+META_TS_MAX = b"lockgate.ts_max_ns"
+META_SOURCES = b"lockgate.compacted_from"
+FORMAT_VERSION = b"1"
+
+PART_PREFIX = "part-"
+COMPACT_PREFIX = "compact-"
+SUFFIX = ".parquet"
+TMP_SUFFIX = ".tmp"
+HOUR_NS = 3_600 * 1_000_000_000
+_US_PER_HOUR = 3_600 * 1_000_000
+
+#: one sequence for every writer in the process, so two logs on one folder never collide
+_SEQ = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class LogBatch:
+    """One request's worth of prediction records, columnar; built on the hot path, so cheap.
+
+    The arrays are referenced, not copied: do not mutate them after submitting the batch.
+    A batch always yields at least one row, so a request that failed before any row was
+    decoded (``inputs`` None, ``n_rows`` 0) is still recorded with its status and error.
+    """
+
+    request_id: str
+    endpoint: str
+    model: str
+    version: int
+    role: str
+    ts: float
+    inputs: dict[str, np.ndarray] | None
+    outputs: np.ndarray | dict[str, np.ndarray] | None
+    latency_ms: float
+    status: int
+    error: str | None = None
+    n_rows: int = 0
+
+    def num_rows(self) -> int:
+        """Rows this batch records: ``n_rows``, else the length of its arrays, at least 1."""
+        return row_count(self)
+
+    def row_ids(self) -> list[str]:
+        """Ids of the rows: ``f"{request_id}-{i}"``."""
+        rid = self.request_id
+        return [f"{rid}-{i}" for i in range(row_count(self))]
+
+
+def _bad(field: str, expected: str, got: Any) -> InvalidInputError:
+    return InvalidInputError.for_field(f"LogBatch.{field}", expected, got)
+
+
+def row_count(b: LogBatch) -> int:
+    """Rows of a batch, checking that every array agrees; raises InvalidInputError."""
+    n = b.n_rows
+    inputs = b.inputs
+    if inputs:
+        for name, a in inputs.items():
+            if not isinstance(a, np.ndarray) or a.ndim == 0:
+                raise _bad(f"inputs[{name!r}]", "a 1-D or N-D numpy array", type(a).__name__)
+            m = len(a)
+            if n == 0:
+                n = m
+            elif m != n and m != 0:
+                raise _bad(f"inputs[{name!r}]", f"{n} rows like the other arrays", m)
+    out = b.outputs
+    if out is not None:
+        arrays = out.values() if isinstance(out, dict) else (out,)
+        for a in arrays:
+            if not isinstance(a, np.ndarray) or a.ndim == 0:
+                raise _bad("outputs", "a 1-D or N-D numpy array", type(a).__name__)
+            m = len(a)
+            if n == 0:
+                n = m
+            elif m != n and m != 0:
+                raise _bad("outputs", f"{n} rows like the inputs", m)
+    return n or 1
+
+
+# --------------------------------------------------------------------------- building tables
+
+_KIND = {"b": "b", "i": "n", "u": "n", "f": "n", "c": "c", "U": "s", "S": "s", "O": "s"}
+
+
+def _array_key(a: np.ndarray) -> tuple[str, tuple[int, ...]]:
+    dt = a.dtype
+    return (_KIND.get(dt.kind, dt.str), a.shape[1:])
+
+
+def schema_key(b: LogBatch, rows: int) -> tuple[Any, ...]:
+    """Batches with equal keys can be concatenated column by column without coercion."""
+    inputs = b.inputs
+    if inputs and len(next(iter(inputs.values()))) == rows:
+        ikey: tuple[Any, ...] = tuple([(k, *_array_key(v)) for k, v in inputs.items()])
+    else:
+        ikey = ()
+    out = b.outputs
+    okey: Any
+    if out is None:
+        okey = None
+    elif isinstance(out, dict):
+        okey = tuple([(k, *_array_key(v)) for k, v in out.items() if len(v) == rows])
+    else:
+        okey = _array_key(out) if len(out) == rows else None
+    return (ikey, okey)
+
+
+def _to_arrow(a: np.ndarray) -> pa.Array:
+    """A column to Arrow; 2-D+ tensors become (nested) fixed-size lists."""
+    if a.ndim <= 1:
+        if a.dtype.kind == "O":
+            return pa.array(a, from_pandas=True)
+        return pa.array(a)
+    n = a.shape[0]
+    flat = pa.array(np.ascontiguousarray(a).reshape(-1))
+    for size in reversed(a.shape[1:]):
+        flat = pa.FixedSizeListArray.from_arrays(flat, size)
+    assert len(flat) == n
+    return flat
+
+
+def build_table(endpoint: str, batches: Sequence[LogBatch], counts: np.ndarray) -> pa.Table:
+    """One Arrow table from batches of ONE schema key; vectorised per column, not per row.
+
+    ``counts[i]`` is the row count of ``batches[i]``.
+    """
+    nb = len(batches)
+    total = int(counts.sum())
+    single = total == nb
+    take = None if single else np.repeat(np.arange(nb, dtype=np.int64), counts)
+
+    def strings(values: list[Any]) -> pa.Array:
+        arr = pa.array(values, pa.string())
+        return arr if take is None else arr.take(take)
+
+    def numbers(values: list[Any], dtype: Any) -> np.ndarray:
+        arr = np.asarray(values, dtype=dtype)
+        return arr if take is None else arr[take]
+
+    request_id = strings([b.request_id for b in batches])
+    if single:
+        row_in_batch = pa.array(np.zeros(total, dtype=np.int64))
+    else:
+        starts = np.cumsum(counts) - counts
+        row_in_batch = pa.array(np.arange(total, dtype=np.int64) - np.repeat(starts, counts))
+    ids = pc.binary_join_element_wise(request_id, pc.cast(row_in_batch, pa.string()), "-")
+    ts_us = np.rint(numbers([b.ts for b in batches], np.float64) * 1e6).astype(np.int64)
+    columns: dict[str, pa.Array] = {
+        "id": ids,
+        "request_id": request_id,
+        "endpoint": pa.repeat(pa.scalar(endpoint, pa.string()), total),
+        "model": strings([b.model for b in batches]),
+        "version": pa.array(numbers([b.version for b in batches], np.int64)),
+        "role": strings([b.role for b in batches]),
+        "ts": pa.array(ts_us, pa.timestamp("us", tz="UTC")),
+        "latency_ms": pa.array(numbers([b.latency_ms for b in batches], np.float64)),
+        "status": pa.array(numbers([b.status for b in batches], np.int32)),
+        "error": strings([b.error for b in batches]),
+    }
+    first = batches[0]
+    if first.inputs and len(next(iter(first.inputs.values()))) == counts[0]:
+        for name in first.inputs:
+            data = np.concatenate([b.inputs[name] for b in batches])  # type: ignore[index]
+            columns[INPUT_PREFIX + name] = _to_arrow(data)
+    out = first.outputs
+    if isinstance(out, dict):
+        for name, a in out.items():
+            if len(a) == counts[0]:
+                data = np.concatenate([b.outputs[name] for b in batches])  # type: ignore[index]
+                columns[OUTPUT_PREFIX + name] = _to_arrow(data)
+    elif out is not None and len(out) == counts[0]:
+        columns[OUTPUT] = _to_arrow(np.concatenate([b.outputs for b in batches]))
+    return pa.table(columns)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def hour_dir(root: Path, endpoint: str, hour_index: int) -> Path:
+    """Folder of the hour ``hour_index`` (hours since the epoch, UTC)."""
+    dt = datetime.fromtimestamp(hour_index * 3600, UTC)
+    return root / endpoint / dt.strftime("%Y-%m-%d") / dt.strftime("%H")
+
+
+def hour_of_dir(date_name: str, hour_name: str) -> int | None:
+    """Hour index of a ``YYYY-MM-DD/HH`` folder pair, None when the names are not ours."""
+    if len(date_name) != 10 or len(hour_name) != 2 or not hour_name.isdigit():
+        return None
+    try:
+        dt = datetime.strptime(date_name, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    h = int(hour_name)
+    if h > 23:
+        return None
+    return int(dt.timestamp()) // 3600 + h
+
+
+def split_by_hour(table: pa.Table) -> list[tuple[int, pa.Table]]:
+    """Split a table so each part's rows fall in one UTC hour."""
+    ts = table.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
+    hours = ts // _US_PER_HOUR
+    lo, hi = int(hours.min()), int(hours.max())
+    if lo == hi:
+        return [(lo, table)]
+    return [(int(h), table.filter(pa.array(hours == h))) for h in np.unique(hours)]
+
+
+def ts_range_ns(table: pa.Table) -> tuple[int, int]:
+    mm = pc.min_max(table.column("ts"))
+    lo, hi = mm["min"].cast(pa.int64()).as_py(), mm["max"].cast(pa.int64()).as_py()
+    return lo * 1000, hi * 1000
+
+
+def file_min_ns(name: str) -> int | None:
+    """The ``<min_ts_ns>`` encoded in a file name, None for a foreign name."""
+    for prefix in (PART_PREFIX, COMPACT_PREFIX):
+        if name.startswith(prefix) and name.endswith(SUFFIX):
+            head = name[len(prefix) :].split("-", 1)[0]
+            return int(head) if head.isdigit() else None
+    return None
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_tmp(
+    directory: Path,
+    table: pa.Table,
+    *,
+    prefix: str = PART_PREFIX,
+    sources: Sequence[str] | None = None,
+    compression: str = "zstd",
+) -> tuple[Path, Path]:
+    """Write ``table`` to ``<name>.tmp`` in ``directory`` and fsync it; readers do not see
+    it until :func:`publish`. Returns (temporary path, final path)."""
+    lo, hi = ts_range_ns(table)
+    meta = dict(table.schema.metadata or {})
+    meta.update({META_FORMAT: FORMAT_VERSION, META_TS_MIN: str(lo), META_TS_MAX: str(hi)})
+    if sources is not None:
+        meta[META_SOURCES] = json.dumps(list(sources)).encode()
+    table = table.replace_schema_metadata(meta)
+    pid = os.getpid()
+    while True:
+        final = directory / f"{prefix}{lo}-{pid}-{next(_SEQ)}{SUFFIX}"
+        if not final.exists():
+            break
+    tmp = final.with_name(final.name + TMP_SUFFIX)
+    try:
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f, compression=compression)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, final
+
+
+def publish(tmp: Path, final: Path, *, sync_dir: bool = False) -> None:
+    """Make a written temporary file visible by an atomic rename (and fsync its folder)."""
+    os.replace(tmp, final)
+    if sync_dir:
+        fsync_dir(final.parent)
+
+
+def write_file(
+    directory: Path,
+    table: pa.Table,
+    *,
+    prefix: str = PART_PREFIX,
+    sync_dir: bool = False,
+    sources: Sequence[str] | None = None,
+    compression: str = "zstd",
+) -> Path:
+    """Write ``table`` atomically into ``directory``: ``<name>.tmp``, fsync, rename; the
+    folder is fsynced too when ``sync_dir``. Returns the final path."""
+    tmp, final = write_tmp(
+        directory, table, prefix=prefix, sources=sources, compression=compression
+    )
+    publish(tmp, final, sync_dir=sync_dir)
+    return final

@@ -1,0 +1,229 @@
+"""One write cycle of the prediction log, and the completion of whoever waits for it.
+
+The writer thread hands every queued item of a cycle to :meth:`Writer.process`: batches are
+grouped by endpoint, then by schema (same input names, kinds and tensor shapes), each group
+becomes one Arrow table built column by column, the groups of an endpoint are concatenated
+(missing columns become nulls, numbers widen) and written as one file per hour they touch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lockgate.errors import StoreError
+from lockgate.store.predlog_format import (
+    LogBatch,
+    build_table,
+    fsync_dir,
+    hour_dir,
+    publish,
+    schema_key,
+    split_by_hour,
+    write_tmp,
+)
+from lockgate.store.predlog_metrics import LogMetrics
+
+log = logging.getLogger("lockgate.predlog")
+
+
+class Done:
+    """Completion of a flush marker, or of a sync submit made from a thread."""
+
+    __slots__ = ("error", "event")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.error: BaseException | None = None
+
+    def set(self, error: BaseException | None) -> None:
+        self.error = error
+        self.event.set()
+
+
+AsyncWaiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+Waiter = Done | AsyncWaiter
+#: a queued item: (batch, or None for a flush marker; its rows; who waits for durability)
+Item = tuple[LogBatch | None, int, Waiter | None]
+
+
+def _resolve_futures(pairs: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for fut, err in pairs:
+        if not fut.done():
+            if err is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(err)
+
+
+def notify(waiters: list[tuple[Waiter, BaseException | None]]) -> None:
+    """Wake waiters from any thread: one callback per event loop, whatever their number."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for w, err in waiters:
+        if isinstance(w, Done):
+            w.set(err)
+        else:
+            by_loop.setdefault(w[0], []).append((w[1], err))
+    for loop, pairs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_resolve_futures, pairs)
+
+
+@dataclass
+class CycleResult:
+    """What a cycle did: who to wake (with an error or None) and what to retry."""
+
+    notify: list[tuple[Waiter, BaseException | None]] = field(default_factory=list)
+    retry: list[Item] = field(default_factory=list)
+
+
+class Writer:
+    """Turns queued items into durable files; used by one thread at a time."""
+
+    def __init__(self, root: Path, *, sync: bool, compression: str, metrics: LogMetrics) -> None:
+        self.root = root
+        self.sync = sync
+        self.compression = compression
+        self.metrics = metrics
+        self.dirty_hours: set[tuple[str, int]] = set()
+        self._known_dirs: set[Path] = set()
+
+    def process(self, items: list[Item]) -> CycleResult:
+        result = CycleResult()
+        if not items:
+            return result
+        t0 = time.perf_counter()
+        by_endpoint: dict[str, list[Item]] = {}
+        markers: list[Waiter] = []
+        for item in items:
+            b = item[0]
+            if b is None:
+                if item[2] is not None:
+                    markers.append(item[2])
+            else:
+                by_endpoint.setdefault(b.endpoint, []).append(item)
+        failure: BaseException | None = None
+        for endpoint, eitems in by_endpoint.items():
+            try:
+                done = self._write_endpoint(endpoint, eitems)
+            except Exception as exc:  # disk full, permissions ...: counted, retried or reported
+                self.metrics.write_error()
+                log.exception(
+                    "prediction log: writing %d batches of %s failed", len(eitems), endpoint
+                )
+                failure = failure or exc
+                err = StoreError(f"prediction log write failed: {exc}")
+                for it in eitems:
+                    if it[2] is None:
+                        result.retry.append(it)
+                    else:
+                        result.notify.append((it[2], err))
+                        self.metrics.lost_rows(it[1], "sync_write_failed")
+                continue
+            result.notify.extend((it[2], err) for it, err in done if it[2] is not None)
+        marker_err = (
+            StoreError(f"prediction log write failed, will retry: {failure}") if failure else None
+        )
+        result.notify.extend((m, marker_err) for m in markers)
+        if by_endpoint:
+            self.metrics.flushed(time.perf_counter() - t0)
+        return result
+
+    def _write_endpoint(
+        self, endpoint: str, items: list[Item]
+    ) -> list[tuple[Item, BaseException | None]]:
+        """One table for an endpoint's items, written as one file per hour it touches.
+        Items whose data cannot be converted are dropped, counted and reported."""
+        groups: dict[Any, list[Item]] = {}
+        results: list[tuple[Item, BaseException | None]] = []
+        for it in items:
+            try:
+                key = schema_key(it[0], it[1])  # type: ignore[arg-type]
+            except Exception as exc:
+                results.append((it, self._unconvertible(it, exc)))
+                continue
+            groups.setdefault(key, []).append(it)
+        tables: list[pa.Table] = []
+        for group in groups.values():
+            try:
+                tables.append(_table(endpoint, group))
+                results.extend((it, None) for it in group)
+            except Exception:
+                for it in group:  # isolate the batches that cannot be converted
+                    try:
+                        tables.append(_table(endpoint, [it]))
+                        results.append((it, None))
+                    except Exception as exc:
+                        results.append((it, self._unconvertible(it, exc)))
+        if not tables:
+            return results
+        try:
+            merged = [pa.concat_tables(tables, promote_options="permissive")]
+        except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            merged = tables  # types that cannot merge within one cycle: one file per schema
+        # every file of the cycle is written first, then all are renamed: a failure before
+        # the renames leaves nothing visible, so retrying the items cannot duplicate rows
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for table in merged:
+                for hour, part in split_by_hour(table):
+                    directory = hour_dir(self.root, endpoint, hour)
+                    staged.append(self._stage(directory, part))
+                    self.dirty_hours.add((endpoint, hour))
+        except BaseException:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            raise
+        for tmp, final in staged:
+            publish(tmp, final, sync_dir=self.sync)
+        rows = sum(t.num_rows for t in merged)
+        files = len(staged)
+        self.metrics.wrote(rows, files)
+        return results
+
+    def _unconvertible(self, item: Item, exc: Exception) -> StoreError:
+        b = item[0]
+        assert b is not None
+        self.metrics.write_error()
+        self.metrics.lost_rows(item[1], "unconvertible")
+        log.error(
+            "prediction log: dropping request %s of %s: cannot store its data: %s",
+            b.request_id,
+            b.endpoint,
+            exc,
+        )
+        return StoreError(f"prediction log cannot store request {b.request_id}: {exc}")
+
+    def _stage(self, directory: Path, table: pa.Table) -> tuple[Path, Path]:
+        self._ensure_dir(directory)
+        try:
+            return write_tmp(directory, table, compression=self.compression)
+        except FileNotFoundError:  # the folder was removed under us: make it again
+            self._known_dirs.discard(directory)
+            self._ensure_dir(directory)
+            return write_tmp(directory, table, compression=self.compression)
+
+    def _ensure_dir(self, directory: Path) -> None:
+        if directory in self._known_dirs:
+            return
+        created = not directory.is_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        if created and self.sync:  # the new folders themselves must survive a crash
+            for parent in (directory.parent, directory.parent.parent, self.root):
+                fsync_dir(parent)
+        self._known_dirs.add(directory)
+
+
+def _table(endpoint: str, group: list[Item]) -> pa.Table:
+    batches = [it[0] for it in group]
+    counts = np.fromiter((it[1] for it in group), dtype=np.int64, count=len(group))
+    return build_table(endpoint, batches, counts)  # type: ignore[arg-type]

@@ -1,0 +1,273 @@
+"""The prediction log's read side: windows, one-column reads, schemas that change across
+versions, damaged files, tail, compaction."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from prometheus_client import CollectorRegistry
+
+from lockgate.errors import InvalidInputError, InvalidNameError
+from lockgate.store.predlog import LogBatch, PredictionLog
+
+T0 = datetime(2026, 1, 1, 10, tzinfo=UTC).timestamp()
+
+
+def make(path: Path, **kw: Any) -> PredictionLog:
+    kw.setdefault("compact_interval", None)
+    return PredictionLog(path, **kw)
+
+
+def row(i: int, ts: float, *, version: int = 1, role: str = "primary") -> LogBatch:
+    return LogBatch(
+        request_id=f"r{i}",
+        endpoint="ep",
+        model="m",
+        version=version,
+        role=role,
+        ts=ts,
+        inputs={"x": np.array([float(i)]), "k": np.array([i], dtype=np.int64)},
+        outputs=np.array([i % 3]),
+        latency_ms=float(i),
+        status=200,
+    )
+
+
+@pytest.fixture
+def five_hours(tmp_path: Path) -> PredictionLog:
+    """300 rows, one a minute from 10:00 for five hours; every 10th is canary; version 2
+    from row 150; written in 6 flushes (several files per hour)."""
+    log = make(tmp_path / "log")
+    for i in range(300):
+        log.submit_nowait(
+            row(i, T0 + 60 * i, version=1 if i < 150 else 2,
+                role="canary" if i % 10 == 0 else "primary")
+        )  # fmt: skip
+        if i % 50 == 49:
+            log.flush()
+    log.close()
+    return make(tmp_path / "log")
+
+
+def test_read_column_returns_exactly_the_window(five_hours: PredictionLog) -> None:
+    log = five_hours
+    since, until = T0 + 95 * 60, T0 + 250 * 60  # inclusive, exclusive
+    got = log.read_column("ep", "x", since=since, until=until)
+    assert got.dtype == np.float64
+    assert got.tolist() == [float(i) for i in range(95, 250) if i % 10]
+    as_dt = log.read_column(
+        "ep", "input.x",
+        since=datetime.fromtimestamp(since, UTC), until=datetime.fromtimestamp(until, UTC),
+    )  # fmt: skip
+    assert as_dt.tolist() == got.tolist()
+    naive = datetime.fromtimestamp(since, UTC).replace(tzinfo=None)  # naive means UTC
+    assert log.read_column("ep", "x", since=naive, until=until).tolist() == got.tolist()
+    assert log.read_column("ep", "x", since=since, until=until, version=2).tolist() == [
+        float(i) for i in range(150, 250) if i % 10
+    ]
+    assert log.read_column("ep", "k", since=since, until=until, role="canary").tolist() == list(
+        range(100, 250, 10)
+    )
+    assert len(log.read_column("ep", "x", since=since, until=until, role=None)) == 155
+    assert log.read_column("ep", "output", until=T0 + 3 * 60, role=None).tolist() == [0, 1, 2]
+    assert log.read_column("ep", "latency_ms", since=T0 + 299 * 60).tolist() == [299.0]
+    assert len(log.read_column("ep", "x", since=T0 + 300 * 60)) == 0
+
+
+def test_read_column_opens_only_the_hours_of_the_window(five_hours: PredictionLog) -> None:
+    log = five_hours
+    # a damaged file in the first hour is not even opened by a read of the third hour
+    first_hour = log.directory / "ep" / "2026-01-01" / "10"
+    (first_hour / f"part-{int(T0 * 1e9)}-1-1.parquet").write_bytes(b"PAR1 not really")
+    got = log.read_column("ep", "x", since=T0 + 120 * 60, until=T0 + 180 * 60, role=None)
+    assert got.tolist() == [float(i) for i in range(120, 180)]
+    assert log.stats()["files_skipped"] == 0
+    assert len(log.read_column("ep", "x", role=None)) == 300
+    assert log.stats()["files_skipped"] == 1
+
+
+def test_read_returns_the_window_as_a_frame(five_hours: PredictionLog) -> None:
+    log = five_hours
+    df = log.read("ep", since=T0 + 60 * 60, until=T0 + 62 * 60)  # every role
+    assert df["id"].tolist() == ["r60-0", "r61-0"]
+    assert df["role"].tolist() == ["canary", "primary"]
+    df = log.read("ep", since=T0 + 60 * 60, until=T0 + 62 * 60, roles=["primary"])
+    assert df["id"].tolist() == ["r61-0"]
+    df = log.read("ep", since=T0 + 60 * 60, until=T0 + 62 * 60, columns=["id", "x", "output"])
+    assert list(df.columns) == ["id", "input.x", "output"]
+    with pytest.raises(InvalidInputError, match="columns"):
+        log.read("ep", columns=["nope"])
+    assert log.read("ep", version=2)["version"].unique().tolist() == [2]
+    empty = log.read("never-written")
+    assert len(empty) == 0 and "ts" in empty.columns
+    with pytest.raises(InvalidNameError):
+        log.read("Not A Name")
+    with pytest.raises(InvalidInputError, match="since"):
+        log.read("ep", since="yesterday")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="column"):
+        log.read_column("ep", "nope")
+
+
+def test_tail_returns_the_newest_rows_in_time_order(five_hours: PredictionLog) -> None:
+    log = five_hours
+    t = log.tail("ep", 5)
+    assert t["id"].tolist() == [f"r{i}-0" for i in range(295, 300)]
+    assert t["ts"].is_monotonic_increasing
+    assert len(log.tail("ep", 1000)) == 300
+    assert len(log.tail("ep", 0)) == 0
+    assert len(log.tail("nothing-here")) == 0
+
+
+def test_schemas_that_differ_across_versions_read_together(tmp_path: Path) -> None:
+    log = make(tmp_path)
+    v1 = LogBatch(
+        "a", "ep", "m", 1, "primary", T0,
+        {"x1": np.array([1.0, 2.0]), "x2": np.array([3, 4])}, np.array([0, 1]), 1.0, 200,
+    )  # fmt: skip
+    v2 = LogBatch(
+        "b", "ep", "m", 2, "primary", T0 + 1,
+        {"x1": np.array([5], dtype=np.int32),
+         "color": np.array(["red", None], dtype=object)[:1],
+         "emb": np.arange(6, dtype=np.float32).reshape(1, 2, 3)},
+        np.array([[0.2, 0.8]]), 1.0, 200,
+    )  # fmt: skip
+    log.submit_nowait(v1)
+    log.flush()
+    log.submit_nowait(v2)
+    log.flush()
+    log.submit_nowait(v1.__class__(**{**_fields(v1), "request_id": "c", "ts": T0 + 2}))
+    log.submit_nowait(v2.__class__(**{**_fields(v2), "request_id": "d", "ts": T0 + 3}))
+    log.close()  # the last cycle holds both versions: one file per schema
+    df = PredictionLog(tmp_path).read("ep")
+    assert df["id"].tolist() == ["a-0", "a-1", "b-0", "c-0", "c-1", "d-0"]
+    assert df["input.x1"].tolist() == [1.0, 2.0, 5.0, 1.0, 2.0, 5.0]  # int32 and float widen
+    assert df["input.x2"].isna().tolist() == [False, False, True, False, False, True]
+    assert df["input.color"].tolist()[2] == "red" and pd.isna(df["input.color"].iloc[0])
+    # a label in v1, a probability vector in v2: mixed, the column reads as text
+    assert df["output"].tolist() == ["0", "1", "[0.2, 0.8]", "0", "1", "[0.2, 0.8]"]
+    only_v2 = PredictionLog(tmp_path).read("ep", version=2)
+    assert [list(map(list, e)) for e in only_v2["input.emb"]] == [[[0, 1, 2], [3, 4, 5]]] * 2
+    assert [list(o) for o in only_v2["output"]] == [[0.2, 0.8]] * 2
+    emb = PredictionLog(tmp_path).read_column("ep", "emb", version=2)
+    assert emb.shape == (2, 2, 3) and emb[1, 1, 2] == 5
+    assert PredictionLog(tmp_path).read_column("ep", "x2").tolist()[:2] == [3, 4]
+    x2 = PredictionLog(tmp_path).read_column("ep", "x2")
+    assert np.isnan(x2[2])  # a version without the column: missing, not dropped
+
+
+def _fields(b: LogBatch) -> dict[str, Any]:
+    return {name: getattr(b, name) for name in LogBatch.__slots__}
+
+
+def test_damaged_and_temporary_files_do_not_break_reading(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = make(tmp_path)
+    for i in range(10):
+        log.submit_nowait(row(i, T0 + i))
+    log.close()
+    (good,) = list(tmp_path.rglob("*.parquet"))
+    data = good.read_bytes()
+    # a hard kill mid-write leaves a .tmp; a copied or damaged file can be truncated
+    (good.parent / (good.name + ".tmp")).write_bytes(data[: len(data) // 2])
+    truncated = good.parent / f"part-{int(T0 * 1e9)}-424242-7.parquet"
+    truncated.write_bytes(data[: len(data) // 2])
+    reg = CollectorRegistry()
+    reader = PredictionLog(tmp_path, registry=reg)
+    with caplog.at_level(logging.WARNING, logger="lockgate.predlog"):
+        df = reader.read("ep")
+    assert df["id"].tolist() == [f"r{i}-0" for i in range(10)]
+    assert reader.stats()["files_skipped"] == 1
+    assert reg.get_sample_value("lockgate_prediction_log_files_skipped_total") == 1
+    assert truncated.name in caplog.text
+    assert reader.count("ep") == 10
+    assert reader.read_column("ep", "x").tolist() == [float(i) for i in range(10)]
+    assert len(reader.tail("ep", 3)) == 3
+    assert reader.stats()["files_skipped"] == 1  # counted once per file
+
+
+def test_compaction_merges_closed_hours_and_is_invisible_to_readers(tmp_path: Path) -> None:
+    log = make(tmp_path)
+    for i in range(40):
+        log.submit_nowait(row(i, T0 + i))
+        if i % 2:
+            log.flush()
+    hour = tmp_path / "ep" / "2026-01-01" / "10"
+    parts = sorted(hour.glob("*.parquet"))
+    assert len(parts) == 20
+    before = log.read("ep")
+    keep = tmp_path / "leftover.parquet"
+    shutil.copy(parts[0], keep)
+
+    assert log.compact() == 20
+    (compacted,) = hour.glob("*.parquet")
+    assert compacted.name.startswith("compact-")
+    pd.testing.assert_frame_equal(log.read("ep"), before)
+    assert log.count("ep") == 40
+
+    # a crash between rename and delete leaves a replaced file: readers ignore it ...
+    shutil.copy(keep, parts[0])
+    pd.testing.assert_frame_equal(log.read("ep"), before)
+    assert log.count("ep") == 40
+    # ... and a late request lands in the compacted hour as a new small file
+    log.submit_nowait(row(99, T0 + 99))
+    log.flush()
+    assert len(log.read("ep")) == 41
+    # the next compaction removes the leftover and merges the late file
+    assert log.compact() == 2
+    (again,) = hour.glob("*.parquet")
+    meta = pq.read_schema(again).metadata
+    assert compacted.name.encode() in meta[b"lockgate.compacted_from"]
+    assert log.read("ep")["id"].tolist() == [f"r{i}-0" for i in [*range(40), 99]]
+    log.close()
+
+
+def test_open_hours_are_not_compacted(tmp_path: Path) -> None:
+    log = make(tmp_path)
+    now = time.time()
+    for i in range(3):
+        log.submit_nowait(row(i, now))
+        log.flush()
+    assert log.compact("ep") == 0
+    assert len(list(tmp_path.rglob("part-*.parquet"))) == 3
+    log.close()
+
+
+def test_background_compaction_runs_when_started(tmp_path: Path) -> None:
+    for i in range(3):
+        w = make(tmp_path)
+        w.submit_nowait(row(i, T0 + i))
+        w.close()
+    assert len(list(tmp_path.rglob("*.parquet"))) == 3
+    log = PredictionLog(tmp_path, compact_interval=0.05)  # compacts old hours on start
+    log.start()
+    deadline = time.monotonic() + 30
+    while log.stats()["files_compacted"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log.close()
+    assert [p.name.split("-")[0] for p in tmp_path.rglob("*.parquet")] == ["compact"]
+    assert PredictionLog(tmp_path).read("ep")["id"].tolist() == ["r0-0", "r1-0", "r2-0"]
+
+
+def test_count_and_endpoints_ignore_foreign_entries(tmp_path: Path) -> None:
+    log = make(tmp_path)
+    log.submit_nowait(row(1, T0))
+    log.close()
+    (tmp_path / "Not-An-Endpoint").mkdir()
+    (tmp_path / "empty-ep").mkdir()
+    (tmp_path / "ep" / "notes.txt").write_text("hello")
+    (tmp_path / "ep" / "2026-01-01" / "xx").mkdir()
+    assert log.endpoints() == ["ep"]
+    assert log.count() == 1
+    os.remove(next(tmp_path.rglob("*.parquet")))
+    assert log.endpoints() == []
