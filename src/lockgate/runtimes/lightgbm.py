@@ -115,7 +115,8 @@ class LightGBMRuntime(Runtime):
             if self.kind_ != "classifier":
                 return self._raw(booster, batch)
             index = np.argmax(self._proba(booster, batch), axis=1)
-            return self.classes_[index]
+            labels: np.ndarray = np.asarray(self.classes_)[index]
+            return labels
 
     def predict_proba(self, data: pd.DataFrame) -> np.ndarray | None:
         booster = self._require_loaded()

@@ -159,8 +159,8 @@ class MLflowRuntime(Runtime):
         with predicting(self.flavor):
             out = model.predict(data)
             if isinstance(out, pd.DataFrame):
-                out = out.to_numpy()
-                return out.reshape(-1) if out.shape[1] == 1 else out
+                arr: np.ndarray = out.to_numpy()
+                return arr.reshape(-1) if arr.shape[1] == 1 else arr
             return np.asarray(out)
 
     def predict_proba(self, data: pd.DataFrame) -> np.ndarray | None:

@@ -142,11 +142,9 @@ class OnnxRuntime(Runtime):
     def predict_batch(self, batch: Batch) -> np.ndarray:
         session = self._require_loaded()
         with predicting(self.flavor):
-            (out,) = session.run([self.label_output_], self._feed(batch))
-            out = np.asarray(out)
-            if out.ndim == 2 and out.shape[1] == 1:
-                out = out.reshape(-1)
-            return out
+            (raw,) = session.run([self.label_output_], self._feed(batch))
+            out = np.asarray(raw)
+            return out.reshape(-1) if out.ndim == 2 and out.shape[1] == 1 else out
 
     def predict_proba(self, data: pd.DataFrame) -> np.ndarray | None:
         session = self._require_loaded()

@@ -171,7 +171,7 @@ class TorchRuntime(Runtime):
             out = module(torch.from_numpy(np.require(array, requirements=["C", "W"])))
         if isinstance(out, (tuple, list)):
             out = out[0]
-        return out.detach().cpu().numpy()
+        return np.asarray(out.detach().cpu().numpy())
 
     def predict(self, data: pd.DataFrame) -> np.ndarray:
         return self.predict_batch(Batch.from_frame(data))
@@ -181,7 +181,7 @@ class TorchRuntime(Runtime):
         with predicting(self.flavor):
             out = self._output(batch)
             if self.options.get("task") == "classification" and out.ndim > 1:
-                index = out.argmax(axis=-1)
+                index: np.ndarray = out.argmax(axis=-1)
                 return self.classes_[index] if self.classes_ is not None else index
             if out.ndim == 2 and out.shape[1] == 1:
                 return out.reshape(-1)
@@ -196,7 +196,7 @@ class TorchRuntime(Runtime):
             if self.options.get("outputs") == "probabilities":
                 return out
             shifted = np.exp(out - out.max(axis=-1, keepdims=True))
-            return shifted / shifted.sum(axis=-1, keepdims=True)
+            return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True))
 
     def metadata(self) -> dict[str, Any]:
         out = super().metadata()

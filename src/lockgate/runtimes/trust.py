@@ -75,9 +75,9 @@ def _data_type_names() -> frozenset[str]:
         names.add(_qualified(cls))
     for fmt in _SPARSE_FORMATS:
         for kind in ("matrix", "array"):
-            cls = getattr(sp, f"{fmt}_{kind}", None)
-            if isinstance(cls, type):
-                names.add(_qualified(cls))
+            sparse = getattr(sp, f"{fmt}_{kind}", None)
+            if isinstance(sparse, type):
+                names.add(_qualified(sparse))
     return frozenset(names)
 
 
