@@ -131,8 +131,8 @@ def bench_writer(root: Path, n: int) -> dict[str, float]:
 
 
 def bench_read(root: Path, rows: int) -> dict[str, float]:
-    # one hour of traffic at rows/3600 rows/s, written as a running server would (one file
-    # per 0.5 s flush would be 7200 files; here 1 s files), then compacted
+    # one hour of traffic at rows/3600 rows/s, written as a running server flushing every
+    # second would (3600 files), read, then compacted and read again
     log = PredictionLog(root / "read", max_queue_rows=rows + 1, compact_interval=None)
     per_file = max(1, rows // 3600)
     rng = np.random.default_rng(1)
@@ -154,9 +154,7 @@ def bench_read(root: Path, rows: int) -> dict[str, float]:
                 status=200,
             )
         )
-        if (start // per_file) % 64 == 63:
-            log.flush()
-    log.flush()
+        log.flush()  # one file per second of traffic, as a server flushing every second
     files_before = sum(1 for _ in (root / "read").rglob("*.parquet"))
     window = {"since": T0 - 7200, "until": T0 - 3600}
 

@@ -38,6 +38,9 @@ log = logging.getLogger("lockgate.predlog")
 SMALL_FILE_ROWS = 500_000
 #: a compacted file holds at most about this many rows (bounds the memory of a compaction)
 MAX_COMPACT_ROWS = 2_000_000
+#: rows per row group of a compacted file: sorted by time, so window reads and ``tail`` read
+#: only the groups they need
+ROW_GROUP_ROWS = 65_536
 #: ``.tmp`` files older than this are leftovers of a killed writer
 STALE_TMP_SECONDS = 3_600.0
 
@@ -96,7 +99,7 @@ def _merge(reader: Reader, hour_dir: Path, paths: list[Path], compression: str) 
     sources: list[str] = []
     for path in paths:
         try:
-            t = pq.read_table(path)
+            t = pq.ParquetFile(path).read(use_threads=False)
         except (pa.ArrowException, OSError) as exc:
             reader.skips.skip(path, exc)
             continue
@@ -117,6 +120,7 @@ def _merge(reader: Reader, hour_dir: Path, paths: list[Path], compression: str) 
         sync_dir=True,
         sources=sources,
         compression=compression,
+        row_group_rows=ROW_GROUP_ROWS,
     )
     for name in sources:
         (hour_dir / name).unlink(missing_ok=True)

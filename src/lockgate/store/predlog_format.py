@@ -292,6 +292,7 @@ def write_tmp(
     prefix: str = PART_PREFIX,
     sources: Sequence[str] | None = None,
     compression: str = "zstd",
+    row_group_rows: int | None = None,
 ) -> tuple[Path, Path]:
     """Write ``table`` to ``<name>.tmp`` in ``directory`` and fsync it; readers do not see
     it until :func:`publish`. Returns (temporary path, final path)."""
@@ -309,7 +310,7 @@ def write_tmp(
     tmp = final.with_name(final.name + TMP_SUFFIX)
     try:
         with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression=compression)
+            pq.write_table(table, f, compression=compression, row_group_size=row_group_rows)
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
@@ -333,11 +334,17 @@ def write_file(
     sync_dir: bool = False,
     sources: Sequence[str] | None = None,
     compression: str = "zstd",
+    row_group_rows: int | None = None,
 ) -> Path:
     """Write ``table`` atomically into ``directory``: ``<name>.tmp``, fsync, rename; the
     folder is fsynced too when ``sync_dir``. Returns the final path."""
     tmp, final = write_tmp(
-        directory, table, prefix=prefix, sources=sources, compression=compression
+        directory,
+        table,
+        prefix=prefix,
+        sources=sources,
+        compression=compression,
+        row_group_rows=row_group_rows,
     )
     publish(tmp, final, sync_dir=sync_dir)
     return final

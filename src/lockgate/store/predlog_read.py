@@ -264,8 +264,15 @@ class Reader:
     # ----------------------------------------------------------------- reading
 
     def _read_file(
-        self, path: Path, columns: list[str] | None, f: Filters, keep_missing: bool
+        self,
+        path: Path,
+        columns: list[str] | None,
+        f: Filters,
+        keep_missing: bool,
+        groups: list[int] | None = None,
     ) -> pa.Table | None:
+        """The rows of one file that pass ``f``; only ``columns`` (plus those the filters
+        need), only the row groups whose times overlap the window."""
         min_ns = file_min_ns(path.name)
         w = f.window
         if min_ns is not None and w.until is not None and min_ns >= w.until:
@@ -285,7 +292,15 @@ class Reader:
         else:
             want = dict.fromkeys([*f.needed(), *columns])
             cols = [c for c in want if c in names]
-        t = pf.read(columns=cols, use_threads=False)
+        md = pf.metadata
+        if groups is None and not whole and md.num_row_groups > 1:
+            groups = [i for i, _, glo, ghi in row_groups(md) if w.overlaps(glo, ghi + 1)]
+        if groups is None:
+            t = pf.read(columns=cols, use_threads=False)
+        elif groups:
+            t = pf.read_row_groups(groups, columns=cols, use_threads=False)
+        else:
+            return None
         m = f.mask(t, whole)
         if m is not None:
             t = t.filter(m)
@@ -342,18 +357,10 @@ class Reader:
         t = t.take(pc.sort_indices(t.column("ts")))
         return to_numpy(t.column(name))
 
-    def file_meta(self, path: Path) -> tuple[int, int, int]:
-        """(rows, min ts ns, max ts ns) of a file, from its footer."""
-        md = pq.read_metadata(path)
-        meta = md.metadata or {}
-        lo = _meta_int(meta, META_TS_MIN)
-        hi = _meta_int(meta, META_TS_MAX)
-        return md.num_rows, lo if lo is not None else 0, hi if hi is not None else 2**62
-
     def count(self, endpoint: str) -> int:
         total = 0
         for _, hdir in self.hours(endpoint, Window(None, None)):
-            total += sum(m[0] for m in self.per_hour(hdir, self.file_meta))
+            total += sum(self.per_hour(hdir, lambda p: pq.read_metadata(p).num_rows))
         return total
 
     def tail(self, endpoint: str, n: int) -> pa.Table:
@@ -373,28 +380,35 @@ class Reader:
         return order_columns(t.slice(max(0, t.num_rows - n)))
 
     def _tail_hour(self, hdir: Path, need: int) -> list[pa.Table]:
-        """Enough of an hour's newest files to hold its last ``need`` rows: files by their
-        newest row, until ``need`` rows, plus every file that may hold a row newer than the
-        oldest row of those."""
+        """Enough of an hour to hold its last ``need`` rows, by row group (a compacted file
+        has many): groups by their newest row until ``need`` rows, plus every group that may
+        hold a row newer than the oldest row of those."""
         everything = Filters(Window(None, None))
+
+        def units(p: Path) -> list[tuple[Path, int, int, int, int]]:
+            return [(p, *g) for g in row_groups(pq.read_metadata(p))]
+
         for _ in range(_RETRIES):
-            metas = self.per_hour(hdir, lambda p: (p, self.file_meta(p)))
-            metas.sort(key=lambda pm: -pm[1][2])
-            picked: list[tuple[Path, tuple[int, int, int]]] = []
+            found = [u for us in self.per_hour(hdir, units) for u in us]
+            found.sort(key=lambda u: -u[4])
+            picked: list[tuple[Path, int, int, int, int]] = []
             rows = 0
-            for pm in metas:
+            for u in found:
                 if rows >= need:
                     break
-                picked.append(pm)
-                rows += pm[1][0]
+                picked.append(u)
+                rows += u[2]
             if picked:
-                floor = min(m[1] for _, m in picked)
-                picked += [pm for pm in metas[len(picked) :] if pm[1][2] >= floor]
+                floor = min(u[3] for u in picked)
+                picked += [u for u in found[len(picked) :] if u[4] >= floor]
+            by_file: dict[Path, list[int]] = {}
+            for u in picked:
+                by_file.setdefault(u[0], []).append(u[1])
             tables: list[pa.Table] = []
             try:
-                for path, _ in picked:
+                for path, groups in by_file.items():
                     try:
-                        t = self._read_file(path, None, everything, False)
+                        t = self._read_file(path, None, everything, False, sorted(groups))
                     except FileNotFoundError:
                         raise
                     except (pa.ArrowException, OSError) as exc:
@@ -406,6 +420,28 @@ class Reader:
             except FileNotFoundError:
                 continue
         raise StoreError(f"prediction log: files of {hdir} kept moving; try again")
+
+
+def row_groups(md: pq.FileMetaData) -> list[tuple[int, int, int, int]]:
+    """(index, rows, min ts ns, max ts ns) of each row group of a file, from the ``ts``
+    statistics (the file's bounds when a group has none)."""
+    meta = md.metadata or {}
+    flo = _meta_int(meta, META_TS_MIN)
+    fhi = _meta_int(meta, META_TS_MAX)
+    lo0 = flo if flo is not None else 0
+    hi0 = fhi if fhi is not None else 2**62
+    ts_col = next((j for j in range(md.num_columns) if md.schema.column(j).path == "ts"), None)
+    out = []
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        lo, hi = lo0, hi0
+        if ts_col is not None and md.num_row_groups > 1:
+            st = rg.column(ts_col).statistics
+            if st is not None and st.has_min_max:
+                lo = to_ns(st.min, "ts") or lo0
+                hi = to_ns(st.max, "ts") or hi0
+        out.append((i, rg.num_rows, lo, hi))
+    return out
 
 
 def concat(tables: list[pa.Table]) -> pa.Table | None:
