@@ -112,6 +112,9 @@ def test_bad_batches_are_refused_at_submit(tmp_path: Path) -> None:
     expected = r"inputs\['b'\]: expected 2 rows like the other arrays, got 3"
     with pytest.raises(InvalidInputError, match=expected):
         log.submit_nowait(ragged)
+    for bad_ts in (float("nan"), T0 * 1000, "now"):
+        with pytest.raises(InvalidInputError, match=r"LogBatch\.ts"):
+            log.submit_nowait(one("a", ts=bad_ts))  # type: ignore[arg-type]
     assert log.stats()["queue_rows"] == 0
     with pytest.raises(InvalidInputError, match="'overflow' parameter of PredictionLog"):
         PredictionLog(tmp_path, overflow="drop")  # type: ignore[arg-type]

@@ -325,3 +325,20 @@ def test_reads_racing_compaction_never_miss_or_double_rows(tmp_path: Path) -> No
     assert not errors, errors[:5]
     assert sorted(make(tmp_path).read("ep")["id"]) == sorted(f"r{i}-0" for i in range(total))
     log.close()
+
+
+def test_one_cycle_with_clashing_dtypes_keeps_each_type(tmp_path: Path) -> None:
+    log = make(tmp_path)
+
+    def b(rid: str, x: np.ndarray, ts: float) -> LogBatch:
+        return LogBatch(rid, "ep", "m", 1, "primary", ts, {"x": x}, None, 1.0, 200)
+
+    log.submit_nowait(b("i", np.array([1]), T0))
+    log.submit_nowait(b("f", np.array([2.5]), T0 + 1))  # widens with the int: same file
+    log.submit_nowait(b("s", np.array(["seven"], dtype=object), T0 + 2))  # must not coerce
+    log.close()
+    stored = sorted(
+        str(pq.read_schema(p).field("input.x").type) for p in tmp_path.rglob("*.parquet")
+    )
+    assert stored == ["double", "string"]
+    assert make(tmp_path).read("ep")["input.x"].tolist() == ["1", "2.5", "seven"]

@@ -59,6 +59,7 @@ log = logging.getLogger("lockgate.predlog")
 
 #: an hour is compacted once it ended this many seconds ago (late requests still land in it)
 COMPACT_GRACE = 120.0
+_TS_MAX = 4_102_444_800.0  # 2100-01-01: beyond it a time is a unit mistake (ms, ns)
 _CODECS = ("zstd", "snappy", "lz4", "gzip", "brotli", "none")
 
 
@@ -232,6 +233,9 @@ class PredictionLog:
             raise InvalidInputError.for_field(
                 "LogBatch.role", "one of " + ", ".join(sorted(ROLES)), batch.role
             )
+        ts = batch.ts
+        if not (isinstance(ts, float | int) and 0 < ts < _TS_MAX):  # NaN fails too
+            raise InvalidInputError.for_field("LogBatch.ts", "epoch seconds (time.time())", ts)
         return row_count(batch)
 
     def _require_writer(self) -> None:

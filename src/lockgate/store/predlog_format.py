@@ -138,13 +138,34 @@ def row_count(b: LogBatch) -> int:
 _KIND = {"b": "b", "i": "n", "u": "n", "f": "n", "c": "c", "U": "s", "S": "s", "O": "s"}
 
 
+class MixedSchemaError(ValueError):
+    """Batches of one group hold a column with kinds that must not be concatenated."""
+
+
 def _array_key(a: np.ndarray) -> tuple[str, tuple[int, ...]]:
     dt = a.dtype
     return (_KIND.get(dt.kind, dt.str), a.shape[1:])
 
 
+def group_key(b: LogBatch, rows: int) -> tuple[Any, ...]:
+    """A cheap key: the names of the input and output columns the batch stores. Batches with
+    equal keys usually build one table; :func:`build_table` checks the dtypes."""
+    inputs = b.inputs
+    ikey = tuple(inputs) if inputs and len(next(iter(inputs.values()))) == rows else ()
+    out = b.outputs
+    okey: Any
+    if out is None:
+        okey = None
+    elif isinstance(out, dict):
+        okey = tuple([k for k, v in out.items() if len(v) == rows])
+    else:
+        okey = "" if len(out) == rows else None
+    return (ikey, okey)
+
+
 def schema_key(b: LogBatch, rows: int) -> tuple[Any, ...]:
-    """Batches with equal keys can be concatenated column by column without coercion."""
+    """The full key: batches with equal keys concatenate column by column without coercion
+    (same names, same kind of dtype, same tensor shape)."""
     inputs = b.inputs
     if inputs and len(next(iter(inputs.values()))) == rows:
         ikey: tuple[Any, ...] = tuple([(k, *_array_key(v)) for k, v in inputs.items()])
@@ -159,6 +180,15 @@ def schema_key(b: LogBatch, rows: int) -> tuple[Any, ...]:
     else:
         okey = _array_key(out) if len(out) == rows else None
     return (ikey, okey)
+
+
+def _concat(arrays: list[np.ndarray], name: str) -> np.ndarray:
+    """Concatenate one column of many batches; refuses mixes NumPy would coerce silently
+    (numbers into strings, booleans into numbers)."""
+    dtypes = {a.dtype for a in arrays}
+    if len(dtypes) > 1 and len({_KIND.get(dt.kind, dt.str) for dt in dtypes}) > 1:
+        raise MixedSchemaError(f"column {name!r} mixes dtypes {sorted(map(str, dtypes))}")
+    return np.concatenate(arrays)
 
 
 def _to_arrow(a: np.ndarray) -> pa.Array:
@@ -176,10 +206,9 @@ def _to_arrow(a: np.ndarray) -> pa.Array:
 
 
 def build_table(endpoint: str, batches: Sequence[LogBatch], counts: np.ndarray) -> pa.Table:
-    """One Arrow table from batches of ONE schema key; vectorised per column, not per row.
-
-    ``counts[i]`` is the row count of ``batches[i]``.
-    """
+    """One Arrow table from batches of one :func:`group_key`; vectorised per column, not per
+    row. ``counts[i]`` is the row count of ``batches[i]``. Raises MixedSchemaError (or
+    NumPy's error for tensors of different shapes) when the batches' dtypes do not match."""
     nb = len(batches)
     total = int(counts.sum())
     single = total == nb
@@ -216,16 +245,16 @@ def build_table(endpoint: str, batches: Sequence[LogBatch], counts: np.ndarray) 
     first = batches[0]
     if first.inputs and len(next(iter(first.inputs.values()))) == counts[0]:
         for name in first.inputs:
-            data = np.concatenate([b.inputs[name] for b in batches])  # type: ignore[index]
+            data = _concat([b.inputs[name] for b in batches], name)  # type: ignore[index]
             columns[INPUT_PREFIX + name] = _to_arrow(data)
     out = first.outputs
     if isinstance(out, dict):
         for name, a in out.items():
             if len(a) == counts[0]:
-                data = np.concatenate([b.outputs[name] for b in batches])  # type: ignore[index]
+                data = _concat([b.outputs[name] for b in batches], name)  # type: ignore[index]
                 columns[OUTPUT_PREFIX + name] = _to_arrow(data)
     elif out is not None and len(out) == counts[0]:
-        columns[OUTPUT] = _to_arrow(np.concatenate([b.outputs for b in batches]))
+        columns[OUTPUT] = _to_arrow(_concat([b.outputs for b in batches], OUTPUT))  # type: ignore[misc]
     return pa.table(columns)
 
 

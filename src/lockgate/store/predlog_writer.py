@@ -25,6 +25,7 @@ from lockgate.store.predlog_format import (
     LogBatch,
     build_table,
     fsync_dir,
+    group_key,
     hour_dir,
     publish,
     schema_key,
@@ -147,7 +148,7 @@ class Writer:
         results: list[tuple[Item, BaseException | None]] = []
         for it in items:
             try:
-                key = schema_key(it[0], it[1])  # type: ignore[arg-type]
+                key = group_key(it[0], it[1])  # type: ignore[arg-type]
             except Exception as exc:
                 results.append((it, self._unconvertible(it, exc)))
                 continue
@@ -158,12 +159,7 @@ class Writer:
                 tables.append(_table(endpoint, group))
                 results.extend((it, None) for it in group)
             except Exception:
-                for it in group:  # isolate the batches that cannot be converted
-                    try:
-                        tables.append(_table(endpoint, [it]))
-                        results.append((it, None))
-                    except Exception as exc:
-                        results.append((it, self._unconvertible(it, exc)))
+                self._split(endpoint, group, tables, results)
         if not tables:
             return results
         try:
@@ -189,6 +185,32 @@ class Writer:
         files = len(staged)
         self.metrics.wrote(rows, files)
         return results
+
+    def _split(
+        self,
+        endpoint: str,
+        group: list[Item],
+        tables: list[pa.Table],
+        results: list[tuple[Item, BaseException | None]],
+    ) -> None:
+        """A group whose dtypes differ: build one table per full schema key, and isolate
+        the batches that still cannot be converted."""
+        sub: dict[Any, list[Item]] = {}
+        for it in group:
+            sub.setdefault(schema_key(it[0], it[1]), []).append(it)  # type: ignore[arg-type]
+        for part in sub.values():
+            try:
+                tables.append(_table(endpoint, part))
+                results.extend((it, None) for it in part)
+                continue
+            except Exception:
+                pass
+            for it in part:
+                try:
+                    tables.append(_table(endpoint, [it]))
+                    results.append((it, None))
+                except Exception as exc:
+                    results.append((it, self._unconvertible(it, exc)))
 
     def _unconvertible(self, item: Item, exc: Exception) -> StoreError:
         b = item[0]
@@ -225,5 +247,5 @@ class Writer:
 
 def _table(endpoint: str, group: list[Item]) -> pa.Table:
     batches = [it[0] for it in group]
-    counts = np.fromiter((it[1] for it in group), dtype=np.int64, count=len(group))
+    counts = np.array([it[1] for it in group], dtype=np.int64)
     return build_table(endpoint, batches, counts)  # type: ignore[arg-type]
