@@ -262,6 +262,9 @@ def test_columns_selection_and_schema_errors() -> None:
     with pytest.raises(InvalidInputError):
         detect_drift(ref, cur, columns="age")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError) as err:
+        detect_drift(ref, pd.concat([cur, cur[["age"]]], axis=1))
+    assert err.value.field == "current.columns"
+    with pytest.raises(InvalidInputError) as err:
         detect_drift([1, 2], cur)  # type: ignore[arg-type]
     assert err.value.field == "reference"
     with pytest.raises(InvalidInputError) as err:

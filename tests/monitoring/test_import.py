@@ -1,32 +1,31 @@
 from __future__ import annotations
 
+import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
+# CPU time, not wall time: the budget is about the work done, and CPU time does not grow when
+# other jobs share the machine.
+CODE = """
+import json, sys, time
+t = time.process_time()
+import lockgate.monitoring
+spent = time.process_time() - t
+heavy = [m for m in ("scipy.stats", "sqlalchemy", "fastapi", "starlette", "typer")
+         if m in sys.modules]
+print(json.dumps({"seconds": spent, "heavy": heavy}))
+"""
+
 
 def test_import_is_light_and_does_not_load_scipy_stats() -> None:
-    code = (
-        "import sys, lockgate.monitoring\n"
-        "heavy = [m for m in ('scipy.stats', 'sqlalchemy', 'fastapi', 'starlette', 'typer')"
-        " if m in sys.modules]\n"
-        "print(heavy)\n"
-    )
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
+        [sys.executable, "-c", CODE], capture_output=True, text=True, env=env, check=True
     )
-    assert out.stdout.strip() == "[]"
-    line = next(
-        ln for ln in out.stderr.splitlines() if re.search(r"\|\s+lockgate\.monitoring$", ln)
-    )
-    cumulative_us = int(line.split("|")[1])
-    assert cumulative_us < 1_500_000, line
+    result = json.loads(out.stdout)
+    assert result["heavy"] == []
+    assert result["seconds"] < 1.5, result

@@ -83,6 +83,9 @@ def detect_drift(
         )
     names = _select_columns(reference, available, columns, config)
     absent = [n for n in names if n not in current.columns]
+    doubled = sorted(set(current.columns[current.columns.duplicated()]) & set(names))
+    if doubled:
+        raise InvalidInputError.for_field("current.columns", "unique names", doubled)
     if absent:
         raise SchemaError.for_field(
             "current", "the reference columns " + ", ".join(absent), "a window without them"
@@ -167,10 +170,7 @@ def _test_column(
             ref.name, role, "numerical", ref.count, len(series), ref.n_present,
             values.size, ref.n_missing, n_missing,
         )  # fmt: skip
-        if (
-            _enough(part, config)
-            and min(part.n_reference, part.n_current) >= config.min_sample_size
-        ):
+        if _enough_values(part, config):
             _numerical(ref, np.sort(values), part, config)
     else:
         labels, counts, n_missing = category_counts(series)
@@ -178,10 +178,7 @@ def _test_column(
             ref.name, role, "categorical", ref.count, len(series), ref.n_present,
             int(counts.sum()), ref.n_missing, n_missing,
         )  # fmt: skip
-        if (
-            _enough(part, config)
-            and min(part.n_reference, part.n_current) >= config.min_sample_size
-        ):
+        if _enough_values(part, config):
             _categorical(ref, labels, counts, part, config)
     if _enough(part, config):
         change = abs(
@@ -197,6 +194,11 @@ def _test_column(
 
 def _enough(part: _Partial, config: DriftConfig) -> bool:
     return min(part.rows_reference, part.rows_current) >= config.min_sample_size
+
+
+def _enough_values(part: _Partial, config: DriftConfig) -> bool:
+    present = min(part.n_reference, part.n_current)
+    return _enough(part, config) and present >= config.min_sample_size
 
 
 def _numerical(ref: NumericalProfile, cur: np.ndarray, part: _Partial, config: DriftConfig) -> None:
