@@ -342,3 +342,24 @@ def test_one_cycle_with_clashing_dtypes_keeps_each_type(tmp_path: Path) -> None:
     )
     assert stored == ["double", "string"]
     assert make(tmp_path).read("ep")["input.x"].tolist() == ["1", "2.5", "seven"]
+
+
+def test_open_hours_are_compacted_lightly_once_they_hold_many_flush_files(
+    tmp_path: Path,
+) -> None:
+    log = make(tmp_path)
+    now = time.time()
+    now -= now % 3600 - 1  # early in the current hour: every row in one open hour
+    for i in range(40):
+        log.submit_nowait(row(i, now + i / 100))
+        log.flush()
+    assert log.compact() == 0  # the hour is open: the closed-hour pass leaves it
+    assert log.compact(open_hours=True) == 40
+    for i in range(40, 45):
+        log.submit_nowait(row(i, now + i / 100))
+        log.flush()
+    assert log.compact(open_hours=True) == 0  # 5 new flush files: not worth a rewrite
+    names = sorted(p.name.split("-")[0] for p in tmp_path.rglob("*.parquet"))
+    assert names == ["compact"] + ["part"] * 5
+    assert log.read("ep")["id"].tolist() == [f"r{i}-0" for i in range(45)]
+    log.close()

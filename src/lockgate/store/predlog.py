@@ -402,20 +402,26 @@ class PredictionLog:
 
     # ------------------------------------------------------------------ compaction
 
-    def compact(self, endpoint: str | None = None) -> int:
-        """Merge the small files of every closed hour (of one endpoint or all) now. Returns
-        how many files were replaced. Safe while readers and other writers run."""
-        horizon = (time.time() - COMPACT_GRACE - self.flush_interval) * 1e9
+    def compact(self, endpoint: str | None = None, *, open_hours: bool = False) -> int:
+        """Merge the small files of every closed hour (of one endpoint or all) now; with
+        ``open_hours``, also the flush files of hours still being written once they are
+        many. Returns how many files were replaced. Safe while readers and writers run."""
+        horizon = self._closed_horizon()
         replaced = 0
         for ep in [validate_name(endpoint, "endpoint")] if endpoint else self.endpoints():
             for idx, path in list(self._reader.hours(ep, Window(None, None))):
-                if (idx + 1) * HOUR_NS <= horizon:
-                    replaced += self._compact_one(path)
+                closed = (idx + 1) * HOUR_NS <= horizon
+                if closed or open_hours:
+                    replaced += self._compact_one(path, open_hour=not closed)
         return replaced
 
-    def _compact_one(self, path: Path) -> int:
+    def _closed_horizon(self) -> float:
+        """Hours ending before this (epoch ns) no longer receive records, late ones aside."""
+        return (time.time() - COMPACT_GRACE - self.flush_interval) * 1e9
+
+    def _compact_one(self, path: Path, *, open_hour: bool = False) -> int:
         try:
-            n = compact_hour(self._reader, path, compression=self.compression)
+            n = compact_hour(self._reader, path, compression=self.compression, open_hour=open_hour)
         except Exception:  # never fatal: the small files stay readable
             log.exception("prediction log: compacting %s failed", path)
             return 0
@@ -423,20 +429,25 @@ class PredictionLog:
         return n
 
     def _compact_loop(self) -> None:
+        """Every ``compact_interval``: hours this log wrote to are compacted in full once
+        closed, and lightly (flush files only) while open, so that a window over the current
+        hour reads dozens of files, not thousands."""
         assert self.compact_interval is not None
         if self._compact_stop.wait(min(self.compact_interval, 5.0)):
             return
         self.compact()  # hours left small by earlier runs
         while not self._compact_stop.wait(self.compact_interval):
-            horizon = (time.time() - COMPACT_GRACE - self.flush_interval) * 1e9
+            horizon = self._closed_horizon()
             with self._write_lock:
                 dirty = self._writer.dirty_hours
-                due = {h for h in dirty if (h[1] + 1) * HOUR_NS <= horizon}
-                dirty -= due
-            for endpoint, idx in sorted(due):
+                closed = {h for h in dirty if (h[1] + 1) * HOUR_NS <= horizon}
+                dirty -= closed
+                still_open = dirty - closed
+            work = [(h, False) for h in sorted(closed)] + [(h, True) for h in sorted(still_open)]
+            for (endpoint, idx), open_hour in work:
                 if self._compact_stop.is_set():
                     return
-                self._compact_one(hour_dir(self.directory, endpoint, idx))
+                self._compact_one(hour_dir(self.directory, endpoint, idx), open_hour=open_hour)
 
     # ------------------------------------------------------------------ reading
 

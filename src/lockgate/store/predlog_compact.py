@@ -24,7 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lockgate.store.predlog_format import COMPACT_PREFIX, SUFFIX, TMP_SUFFIX, fsync_dir, write_file
+from lockgate.store.predlog_format import (
+    COMPACT_PREFIX,
+    PART_PREFIX,
+    SUFFIX,
+    TMP_SUFFIX,
+    fsync_dir,
+    write_file,
+)
 from lockgate.store.predlog_read import Reader
 
 try:
@@ -41,6 +48,8 @@ MAX_COMPACT_ROWS = 2_000_000
 #: rows per row group of a compacted file: sorted by time, so window reads and ``tail`` read
 #: only the groups they need
 ROW_GROUP_ROWS = 65_536
+#: an hour still being written is compacted once it holds this many flush files
+OPEN_HOUR_MIN_FILES = 32
 #: ``.tmp`` files older than this are leftovers of a killed writer
 STALE_TMP_SECONDS = 3_600.0
 
@@ -52,15 +61,25 @@ def compact_hour(
     small_file_rows: int = SMALL_FILE_ROWS,
     max_rows: int = MAX_COMPACT_ROWS,
     compression: str = "zstd",
+    open_hour: bool = False,
 ) -> int:
-    """Merge the small files of one hour folder. Returns how many files were replaced."""
+    """Merge the small files of one hour folder. Returns how many files were replaced.
+
+    ``open_hour``: the hour still receives records; merge only flush files (``part-*``),
+    and only when there are at least :data:`OPEN_HOUR_MIN_FILES`, so each record is
+    rewritten once before its hour closes, not at every pass."""
     if fcntl is None:
         return 0
     try:
         names = os.listdir(hour_dir)
     except (FileNotFoundError, NotADirectoryError):
         return 0
-    if sum(n.endswith(SUFFIX) for n in names) < 2 and not any(
+    if open_hour:
+        if sum(n.startswith(PART_PREFIX) and n.endswith(SUFFIX) for n in names) < (
+            OPEN_HOUR_MIN_FILES
+        ):
+            return 0
+    elif sum(n.endswith(SUFFIX) for n in names) < 2 and not any(
         n.endswith(TMP_SUFFIX) for n in names
     ):
         return 0  # nothing to merge, nothing to clean: do not even take the lock
@@ -72,6 +91,8 @@ def compact_hour(
             return 0
         _remove_leftovers(reader, hour_dir)
         live = reader.live_files(hour_dir)
+        if open_hour:
+            live = [p for p in live if p.name.startswith(PART_PREFIX)]
         small: list[tuple[Path, int]] = []
         for path in live:
             try:
