@@ -3,9 +3,9 @@ works on a local workspace (embedded) or, later, a remote server."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -17,6 +17,10 @@ from lockgate.registry.models import AliasMove, ModelInfo, ModelVersion
 from lockgate.registry.signature import Signature
 from lockgate.settings import Settings
 from lockgate.workspace import Workspace
+
+if TYPE_CHECKING:
+    from lockgate.gates.policy import GatePolicy
+    from lockgate.gates.report import ValidationReport
 
 
 class Client:
@@ -93,6 +97,37 @@ class Client:
     def load(self, ref: str) -> LoadedModel:
         """Load ``name/3`` or ``name@champion``; the artifact's hash is checked first."""
         return self.workspace.registry.load(ref)
+
+    # gates ------------------------------------------------------------------------------
+    def validate(
+        self,
+        model: str,
+        version: int,
+        *,
+        against: str | None = None,
+        eval_data: pd.DataFrame | str | Path | None = None,
+        target: str | None = None,
+        sensitive: Sequence[str] = (),
+        policy: GatePolicy | Mapping[str, Any] | str | Path | None = None,
+        save_policy: bool = False,
+    ) -> ValidationReport:
+        """Run the gates of ``policy`` (default: the model's saved policy, else schema +
+        smoke, quality against ``against`` and fairness over ``sensitive``) on
+        ``model/version``; the report is stored with the version and returned."""
+        return self.workspace.gates.validate(
+            model,
+            version,
+            against=against,
+            eval_data=eval_data,
+            target=target,
+            sensitive=sensitive,
+            policy=policy,
+            save_policy=save_policy,
+        )
+
+    def gate_reports(self, model: str, version: int | None = None) -> list[ValidationReport]:
+        """Validation reports of ``model`` (of one version when given), newest first."""
+        return self.workspace.gates.reports(model, version)
 
     # audit ------------------------------------------------------------------------------
     def events(self, *, kind: str | None = None, subject: str | None = None) -> list[Event]:

@@ -16,6 +16,7 @@ from lockgate.store.db import Database
 from lockgate.store.migrate import ensure_schema
 
 if TYPE_CHECKING:
+    from lockgate.gates.service import GateService
     from lockgate.serving.endpoints import EndpointService
 
 
@@ -46,6 +47,12 @@ class Workspace:
         from lockgate.serving.endpoints import EndpointService
 
         return EndpointService(self)
+
+    @cached_property
+    def gates(self) -> GateService:
+        from lockgate.gates.service import GateService
+
+        return GateService(self)
 
     def close(self) -> None:
         self.db.dispose()

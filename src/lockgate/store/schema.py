@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -154,3 +155,124 @@ class EndpointRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class GateReportRow(Base):
+    """One validation run of a model version: the policy it ran under, its inputs and every
+    gate's result. Append-only; the latest row of a version under the model's saved policy is
+    what a deploy checks."""
+
+    __tablename__ = "gate_reports"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"), index=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="RESTRICT"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # pass | fail | inconclusive
+    baseline_alias: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    baseline_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    policy: Mapped[dict[str, Any]]
+    policy_sha256: Mapped[str] = mapped_column(String(64))
+    policy_source: Mapped[str] = mapped_column(Text, default="")
+    inputs: Mapped[dict[str, Any]]
+    results: Mapped[dict[str, Any]]
+    duration_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class GatePolicyRow(Base):
+    """The gate policy saved for a model: what ``lockgate validate`` runs by default and, when
+    ``required``, what every deploy of the model needs a passing report under."""
+
+    __tablename__ = "gate_policies"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="RESTRICT"), unique=True
+    )
+    policy: Mapped[dict[str, Any]]
+    policy_sha256: Mapped[str] = mapped_column(String(64))
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class RolloutRow(Base):
+    """A rollout of a candidate version on an endpoint: its plan, its current state (phase,
+    step, failures, windows) and the latest analysis. ``active_endpoint`` holds the endpoint
+    name while the rollout is active and NULL afterwards: a unique column, so the database
+    itself refuses a second active rollout on one endpoint."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(64), index=True)
+    active_endpoint: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    model: Mapped[str] = mapped_column(String(64))
+    baseline_version: Mapped[int] = mapped_column(Integer)
+    candidate_version: Mapped[int] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(32))
+    phase: Mapped[str] = mapped_column(String(16), index=True)
+    plan: Mapped[dict[str, Any]]
+    state: Mapped[dict[str, Any]]
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    salt: Mapped[str] = mapped_column(String(64))
+    next_eval_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class RolloutHistoryRow(Base):
+    """Every transition of a rollout and every analysis, with its reason and actor."""
+
+    __tablename__ = "rollout_history"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[int] = mapped_column(
+        ForeignKey("rollouts.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))
+    from_phase: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_phase: Mapped[str] = mapped_column(String(16))
+    step: Mapped[int] = mapped_column(Integer)
+    policy: Mapped[dict[str, Any]]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class FeedbackRow(Base):
+    """Ground truth (and optional business metrics) for one served prediction, joined to the
+    prediction log by ``prediction_id``; a later post for the same id replaces it."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("endpoint", "prediction_id", name="uq_feedback_endpoint_prediction"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    prediction_id: Mapped[str] = mapped_column(String(160))
+    value: Mapped[Any] = mapped_column(JSONType)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    received_by: Mapped[str] = mapped_column(String(200))
+
+
+class LeaseRow(Base):
+    """A named lease with an expiry: the controller's leadership among server processes."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime]
+    renewed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
