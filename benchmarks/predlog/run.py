@@ -11,8 +11,10 @@ Each figure is printed next to a floor or peer measured in the same run:
   fsync), measured alone (queue filled, then ``flush()``) and end to end (an asyncio producer
   submitting while the writer thread runs, until ``close()`` returns), against
   ``pyarrow.parquet.write_table`` of an equivalent prebuilt table;
-* read: ``read_column`` of one feature over a window of ``--rows`` rows, against
-  ``pandas.read_parquet`` of all columns of the same files.
+* read: ``read_column`` of one feature over a one-hour window of ``--rows`` rows, against
+  ``pandas.read_parquet`` of all columns of the same files; measured on one file per flush
+  (no compaction), on an hour still being written (flush files merged every minute, as the
+  background compactor does) and on a closed, compacted hour.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lockgate.store.predlog import LogBatch, PredictionLog
+from lockgate.store.predlog_compact import compact_hour
 
 T0 = 1_780_000_000.0  # a fixed epoch second at the start of an hour (2026-05-28 20:26:40 UTC)
 
@@ -130,15 +134,15 @@ def bench_writer(root: Path, n: int) -> dict[str, float]:
     }
 
 
-def bench_read(root: Path, rows: int) -> dict[str, float]:
-    # one hour of traffic at rows/3600 rows/s, written as a running server flushing every
-    # second would (3600 files), read, then compacted and read again
-    log = PredictionLog(root / "read", max_queue_rows=rows + 1, compact_interval=None)
+def _write_hour(log: PredictionLog, rows: int, every: int | None = None) -> None:
+    """One hour of traffic at rows/3600 rows/s, flushed every second (3600 files), as a
+    running server would write it; ``every``: merge the flush files every that many seconds,
+    as the background compactor does with an hour still being written."""
     per_file = max(1, rows // 3600)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(rows, 3))
     color = np.array(["red", "green", "blue"], dtype=object)[rng.integers(0, 3, rows)]
-    for start in range(0, rows, per_file):
+    for k, start in enumerate(range(0, rows, per_file)):
         stop = min(rows, start + per_file)
         log.submit_nowait(
             LogBatch(
@@ -154,36 +158,53 @@ def bench_read(root: Path, rows: int) -> dict[str, float]:
                 status=200,
             )
         )
-        log.flush()  # one file per second of traffic, as a server flushing every second
-    files_before = sum(1 for _ in (root / "read").rglob("*.parquet"))
+        log.flush()
+        if every and k % every == every - 1:
+            for hour in sorted(log.directory.glob("bench/*/*")):
+                compact_hour(log._reader, hour, open_hour=True)
+
+
+def _best(fn: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def bench_read(root: Path, rows: int) -> dict[str, float]:
     window = {"since": T0 - 7200, "until": T0 - 3600}
-
-    def timed(fn: object) -> float:
-        best = float("inf")
-        for _ in range(3):
-            t = time.perf_counter()
-            fn()  # type: ignore[operator]
-            best = min(best, time.perf_counter() - t)
-        return best
-
-    small = timed(lambda: log.read_column("bench", "x1", **window))
+    log = PredictionLog(root / "read", max_queue_rows=rows + 1, compact_interval=None)
+    _write_hour(log, rows)
+    files_before = sum(1 for _ in (root / "read").rglob("*.parquet"))
+    small = _best(lambda: log.read_column("bench", "x1", **window))
     t = time.perf_counter()
     log.compact()
     compact_s = time.perf_counter() - t
     files_after = sum(1 for _ in (root / "read").rglob("*.parquet"))
     values = log.read_column("bench", "x1", **window)
     assert len(values) == rows, len(values)
-    fast = timed(lambda: log.read_column("bench", "x1", **window))
+    fast = _best(lambda: log.read_column("bench", "x1", **window))
     files = sorted((root / "read").rglob("*.parquet"))
-    peer = timed(lambda: pd.concat([pd.read_parquet(f) for f in files]))
-    full = timed(lambda: log.read("bench", **window))
+    peer = _best(lambda: pd.concat([pd.read_parquet(f) for f in files]))
+    full = _best(lambda: log.read("bench", **window))
     log.close()
+
+    live = PredictionLog(root / "open", max_queue_rows=rows + 1, compact_interval=None)
+    _write_hour(live, rows, every=60)  # the compactor's pass every minute
+    files_open = sum(1 for _ in (root / "open").rglob("*.parquet"))
+    assert len(live.read_column("bench", "x1", **window)) == rows
+    open_s = _best(lambda: live.read_column("bench", "x1", **window))
+    live.close()
     return {
         "window_rows": float(rows),
-        "files_uncompacted": float(files_before),
-        "read_column_uncompacted_s": small,
-        "compaction_s": compact_s,
-        "files_compacted": float(files_after),
+        "files_one_per_flush": float(files_before),
+        "read_column_one_per_flush_s": small,
+        "files_open_hour_compacted": float(files_open),
+        "read_column_open_hour_s": open_s,
+        "compaction_of_closed_hour_s": compact_s,
+        "files_closed_hour_compacted": float(files_after),
         "read_column_s": fast,
         "pandas_read_parquet_all_columns_s": peer,
         "read_column_vs_pandas": fast / peer,
