@@ -83,6 +83,8 @@ def test_read_column_returns_exactly_the_window(five_hours: PredictionLog) -> No
     assert log.read_column("ep", "output", until=T0 + 3 * 60, role=None).tolist() == [0, 1, 2]
     assert log.read_column("ep", "latency_ms", since=T0 + 299 * 60).tolist() == [299.0]
     assert len(log.read_column("ep", "x", since=T0 + 300 * 60)) == 0
+    ts = log.read_column("ep", "ts", since=since, until=since + 120, role=None)
+    assert ts.dtype.kind == "M" and len(ts) == 2
 
 
 def test_read_column_opens_only_the_hours_of_the_window(five_hours: PredictionLog) -> None:

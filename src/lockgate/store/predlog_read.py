@@ -345,7 +345,7 @@ class Reader:
     def read_column(self, endpoint: str, column: str, f: Filters) -> np.ndarray:
         name = column_name(column)
         tables = self.read_tables(endpoint, f, [name], keep_missing=True)
-        t = concat([tb.select(["ts", name]) for tb in tables])
+        t = concat([tb.select(list(dict.fromkeys(["ts", name]))) for tb in tables])
         if t is None or t.num_rows == 0:
             return np.array([], dtype=np.float64)
         if not any(
