@@ -27,6 +27,7 @@ _MAX_BODY = 256 * 1024 * 1024
 _MODEL_RE = re.compile(
     r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<tail>/ready|/infer)?/?$"
 )
+_SERVER_ROUTES = ("/v2", "/v2/health/live", "/v2/health/ready")
 _MLFLOW_RE = re.compile(r"^/v1/endpoints/(?P<name>[^/]+)/(?P<action>predict|invocations)/?$")
 
 
@@ -69,6 +70,15 @@ async def respond_error(send: Send, exc: LockgateError) -> None:
     await respond(send, status, codec.dumps({"error": exc.message}), headers)
 
 
+async def method_not_allowed(send: Send, method: str, path: str, allowed: str) -> None:
+    await respond(
+        send,
+        405,
+        codec.dumps({"error": f"method {method} is not allowed on {path}; use {allowed}"}),
+        [(b"allow", allowed.encode())],
+    )
+
+
 def _version_param(raw: str | None) -> int | None:
     if raw is None:
         return None
@@ -94,9 +104,7 @@ class DataPlaneApp:
                 if m is None:
                     await respond(send, 404, codec.dumps({"error": f"no route {path}"}))
                 elif method != "POST":
-                    await respond(
-                        send, 405, codec.dumps({"error": "use POST"}), [(b"allow", b"POST")]
-                    )
+                    await method_not_allowed(send, method, path, "POST")
                 else:
                     await self._mlflow(m["name"], receive, send)
         except LockgateError as exc:
@@ -105,7 +113,16 @@ class DataPlaneApp:
     async def _oip(
         self, path: str, method: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        if path in ("/v2", "/v2/"):
+        route = path.rstrip("/") or path
+        m = None if route in _SERVER_ROUTES else _MODEL_RE.match(path)
+        if route not in _SERVER_ROUTES and m is None:
+            await respond(send, 404, codec.dumps({"error": f"no route {path}"}))
+            return
+        allowed = "POST" if m is not None and m["tail"] == "/infer" else "GET"
+        if method != allowed:
+            await method_not_allowed(send, method, path, allowed)
+            return
+        if route == "/v2":
             await respond(
                 send,
                 200,
@@ -118,23 +135,17 @@ class DataPlaneApp:
                 ),
             )
             return
-        if path in ("/v2/health/live", "/v2/health/live/"):
+        if route == "/v2/health/live":
             await respond(send, 200, codec.dumps({"live": True}))
             return
-        if path in ("/v2/health/ready", "/v2/health/ready/"):
+        if route == "/v2/health/ready":
             ready = self.plane.ready
             await respond(send, 200 if ready else 503, codec.dumps({"ready": ready}))
             return
-        m = _MODEL_RE.match(path)
-        if m is None:
-            await respond(send, 404, codec.dumps({"error": f"no route {path}"}))
-            return
+        assert m is not None
         name, tail = m["name"], m["tail"]
         version = _version_param(m["version"])
         if tail == "/infer":
-            if method != "POST":
-                await respond(send, 405, codec.dumps({"error": "use POST"}), [(b"allow", b"POST")])
-                return
             await self._infer(name, version, receive, send)
             return
         handle = self.plane.handle(name, version)
