@@ -147,6 +147,8 @@ def _to_array(data: list[Any], datatype: str, where: str) -> np.ndarray:
         raise InvalidInputError.for_field(
             f"{where}.data", "a flat or rectangular nested list", "a ragged list"
         ) from None
+    if dtype == "uint64" and raw.dtype.kind == "f":
+        raw = _exact_uint64(data, raw)
     kind = raw.dtype.kind
     if dtype == "bool":
         if kind != "b":
@@ -168,7 +170,30 @@ def _to_array(data: list[Any], datatype: str, where: str) -> np.ndarray:
                 f"values in the {datatype} range [{info.min}, {info.max}]",
                 int(raw.max()) if int(raw.max()) > info.max else int(raw.min()),
             )
+    if dtype in ("float16", "float32"):  # JSON numbers are finite: inf means overflow
+        with np.errstate(over="ignore"):
+            out = raw.reshape(-1).astype(dtype)
+        if not np.isfinite(out).all():
+            info = np.finfo(dtype)
+            raise InvalidInputError.for_field(
+                f"{where}.data",
+                f"values in the {datatype} range [{info.min}, {info.max}]",
+                _sample(raw.reshape(-1)[~np.isfinite(out)]),
+            )
+        return out
     return raw.reshape(-1).astype(dtype, copy=False)
+
+
+def _exact_uint64(data: list[Any], raw: np.ndarray) -> np.ndarray:
+    """JSON integers at or above 2**63 next to smaller ones make NumPy infer float64, which
+    loses them; read such data again as uint64 when that gives the same numbers."""
+    if not raw.size or raw.max() < 2.0**63:
+        return raw
+    try:
+        exact = np.asarray(data, dtype=np.uint64)
+    except (OverflowError, ValueError, TypeError):
+        return raw  # negative or not integers: reported by the caller
+    return exact if np.array_equal(exact.astype(np.float64), raw) else raw
 
 
 def _flatten(data: list[Any]) -> list[Any]:
