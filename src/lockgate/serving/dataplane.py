@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lockgate.batch import Batch
-from lockgate.errors import LockgateError, NotFoundError, PredictionError
+from lockgate.errors import InvalidInputError, LockgateError, NotFoundError, PredictionError
 from lockgate.registry.loaded import LoadedModel
 from lockgate.registry.signature import Signature
 from lockgate.serving.batcher import AdaptiveBatcher
@@ -278,7 +278,7 @@ class DataPlane:
         handle.in_flight += 1
         batch: Batch | None = None
         try:
-            batch = decode(handle.signature)
+            batch = _require_rows(decode(handle.signature))
             outputs = await handle.predict(batch)
         except LockgateError as exc:
             code = status_of(exc)
@@ -326,6 +326,12 @@ class DataPlane:
                 n_rows=batch.n_rows if batch is not None else 0,
             )
         )
+
+
+def _require_rows(batch: Batch) -> Batch:
+    if batch.n_rows == 0:  # models refuse empty input; say so instead of answering 500
+        raise InvalidInputError.for_field("inputs", "at least one row", 0)
+    return batch
 
 
 _STATUS: dict[str, int] = {
