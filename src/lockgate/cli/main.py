@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from lockgate import __version__
-from lockgate.cli import db, models, predictions, serve
+from lockgate.cli import db, models, predictions, serve, validate
 from lockgate.cli.context import state
 from lockgate.cli.output import console, handle_errors, print_json
 
@@ -26,6 +26,7 @@ app.add_typer(predictions.app, name="predictions")
 app.add_typer(serve.endpoints_app, name="endpoints")
 app.command("server")(serve.server)
 app.command("deploy")(serve.deploy)
+app.command("validate", cls=validate.ValidateCommand)(validate.validate)
 
 
 def _version(value: bool) -> None:

@@ -58,10 +58,17 @@ def deploy(
     max_queue: Annotated[int | None, typer.Option(help="Rows queued before 503.")] = None,
     timeout_ms: Annotated[float | None, typer.Option(help="Per-request deadline.")] = None,
     reason: Annotated[str, typer.Option(help="Why; kept in the event log.")] = "",
+    force: Annotated[
+        bool, typer.Option("--force", help="Deploy although the required gates did not pass.")
+    ] = False,
+    force_reason: Annotated[
+        str, typer.Option(help="Why --force is needed; required with it, kept in the event log.")
+    ] = "",
     json: JsonOpt = False,
 ) -> None:
     """Point an endpoint at a version of MODEL (--version N or --alias A). A running server
-    switches within 2 s, loading the new version before the switch."""
+    switches within 2 s, loading the new version before the switch. A model whose saved gate
+    policy is required deploys only versions that passed it, unless --force --force-reason."""
     if (version is None) == (alias is None):
         raise InvalidInputError.for_field(
             "--version/--alias", "exactly one of them", "both" if version is not None else "neither"
@@ -85,7 +92,14 @@ def deploy(
                 current = {}
             cfg = {**current, **given}
         info = ws.endpoints.deploy(
-            model, version=version, alias=alias, endpoint=endpoint, batching=cfg, reason=reason
+            model,
+            version=version,
+            alias=alias,
+            endpoint=endpoint,
+            batching=cfg,
+            reason=reason,
+            force=force,
+            force_reason=force_reason,
         )
     if json:
         print_json(info.to_dict())

@@ -67,9 +67,15 @@ class EndpointService:
         endpoint: str | None = None,
         batching: BatchingConfig | dict[str, Any] | None = None,
         reason: str = "",
+        force: bool = False,
+        force_reason: str = "",
     ) -> EndpointInfo:
         """Point ``endpoint`` (default: the model's name) at a version of ``model``, creating
-        the endpoint if needed. Exactly one of ``version`` and ``alias`` is required."""
+        the endpoint if needed. Exactly one of ``version`` and ``alias`` is required.
+
+        When the model has a saved gate policy with ``required = true``, the version must have
+        passed it (:meth:`lockgate.gates.service.GateService.authorize_deploy`); ``force`` with
+        a ``force_reason`` deploys anyway and the override is recorded in the event."""
         if (version is None) == (alias is None):
             raise InvalidInputError.for_field(
                 "version",
@@ -79,6 +85,7 @@ class EndpointService:
         name = validate_name(endpoint or model, "endpoint")
         ref = VersionRef(validate_name(model, "model"), version=version, alias=alias)
         target = self.ws.registry.get_version(ref)
+        gates = self.ws.gates.authorize_deploy(target, force=force, force_reason=force_reason)
         cfg = (
             batching
             if isinstance(batching, BatchingConfig) or batching is None
@@ -140,6 +147,7 @@ class EndpointService:
                     "alias": alias,
                     "reason": reason,
                     "batching": row.batching,
+                    "gates": gates,
                 },
             )
             return self._info(s, row)
