@@ -439,21 +439,26 @@ def _rows(data: list[Any], sig: Signature, where: str) -> Batch:
         return sig.validate_matrix(matrix)
     if matrix.shape[1] != len(sig.inputs):
         return sig.validate_matrix(matrix)  # raises the shape error
-    cols = {c.name: _column(matrix[:, j].tolist()) for j, c in enumerate(sig.inputs)}
+    # mixed rows: NumPy turned every value into a string; take the columns as sent
+    objects = np.asarray(data, dtype=object)
+    cols = {c.name: _column(objects[:, j].tolist()) for j, c in enumerate(sig.inputs)}
     return sig.validate_columns(cols, matrix.shape[0])
 
 
 def _column(values: list[Any]) -> np.ndarray:
-    strings = sum(isinstance(v, str) for v in values)
-    if strings:  # all strings, or a mix that validation reports instead of coercing
+    if values and isinstance(values[0], str):  # a string column: skip NumPy's inference
         return np.asarray(values, dtype=object)
     try:
         arr = np.asarray(values)
     except ValueError:
         return np.asarray(values, dtype=object)
-    if arr.dtype.kind in "US":
-        return arr.astype(object)
-    return arr
+    if arr.dtype.kind == "f":
+        return _exact_uint64(values, arr)
+    if arr.dtype.kind in "iub":
+        return arr
+    # strings, or a mix that NumPy stringified: the values as sent, for validation to
+    # accept (all strings) or report (a mix) instead of coercing
+    return np.asarray(values, dtype=object)
 
 
 def encode_mlflow_response(outputs: np.ndarray, ids: list[str]) -> bytes:
