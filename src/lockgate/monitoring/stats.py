@@ -44,11 +44,13 @@ def compare_sorted(reference: np.ndarray, current: np.ndarray) -> tuple[float, f
     del both
     from_ref = order < n1
     del order
-    # n1*n2*(F_ref - F_cur) = c_ref*n2 - c_cur*n1 with c_cur = k - c_ref, k = 1..total
-    diff = np.cumsum(from_ref, dtype=np.int64)
+    # n1*n2*(F_ref - F_cur) = c_ref*n2 - c_cur*n1: a running sum of +n2 per reference value
+    # and -n1 per current value
+    diff = from_ref.astype(np.int64)
     del from_ref
     diff *= total
-    diff -= np.arange(n1, n1 * (total + 1), n1, dtype=np.int64)
+    diff -= n1
+    np.cumsum(diff, out=diff)
     np.abs(diff, out=diff)
     deltas = np.diff(merged)
     del merged
