@@ -18,6 +18,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -198,6 +200,22 @@ def wait_until_served(
         last = r.text
         time.sleep(0.05)
     raise AssertionError(f"{url} does not serve {endpoint} v{version} after {timeout}s: {last}")
+
+
+def scrape(url: str) -> list[Sample]:
+    """Every sample on the server's /metrics, parsed as Prometheus text."""
+    r = httpx.get(f"{url}/metrics", timeout=10)
+    assert r.status_code == 200, r.text
+    return [s for fam in text_string_to_metric_families(r.text) for s in fam.samples]
+
+
+def metric(samples: list[Sample], name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels``."""
+    return sum(
+        s.value
+        for s in samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 @dataclass(repr=False)
