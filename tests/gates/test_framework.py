@@ -230,3 +230,13 @@ def test_the_migration_matches_the_tables(client: Client) -> None:
     assert mine == []
     tables = {t for t in Base.metadata.tables}
     assert {"gate_reports", "gate_policies"} <= tables
+
+
+def test_every_built_in_gate_parameter_is_documented() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "gates.md").read_text()
+    for name in catalog.BUILTIN_GATES:
+        section = docs.split(f"\n### {name}\n", 1)[1].split("\n### ", 1)[0]
+        for param, spec in catalog.get_gate(name).parameters.items():
+            row = next((ln for ln in section.splitlines() if ln.startswith(f"| `{param}` |")), "")
+            assert row, f"{name}.{param} is not documented in docs/gates.md"
+            assert spec.describe() in row, f"{name}.{param}: docs disagree with the constraints"
