@@ -37,26 +37,34 @@ def build(settings: Settings | None = None, *, workspace: Workspace | None = Non
     settings = settings or Settings()
     ws = workspace or Workspace(settings)
     registry = CollectorRegistry(auto_describe=True)
-    predlog = PredictionLog(
-        settings.predictions_dir,
-        durability=settings.log_durability,
-        flush_interval=settings.log_flush_interval,
-        max_queue_rows=settings.log_queue_size,
-        overflow=settings.log_overflow,
-        registry=registry,
+    predlog = (
+        PredictionLog(
+            settings.predictions_dir,
+            durability=settings.log_durability,
+            flush_interval=settings.log_flush_interval,
+            max_queue_rows=settings.log_queue_size,
+            overflow=settings.log_overflow,
+            registry=registry,
+        )
+        if settings.log_predictions
+        else None
     )
     plane = DataPlane(
         ws, predlog=predlog, metrics=ServingMetrics(registry), poll_interval=settings.poll_interval
     )
 
     async def startup() -> None:
-        predlog.start()
+        if predlog is not None:
+            predlog.start()
+        else:
+            log.warning("prediction log off (LOCKGATE_LOG_PREDICTIONS=false): nothing recorded")
         await plane.start()
         log.info("lockgate ready: %d endpoint(s)", len(plane.endpoints()))
 
     async def shutdown() -> None:
         await plane.stop()
-        await asyncio.to_thread(predlog.close)
+        if predlog is not None:
+            await asyncio.to_thread(predlog.close)
         ws.close()
 
     app = LockgateApp(

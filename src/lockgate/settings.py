@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `lockgate server` binds.")
     port: int = Field(default=8470, ge=0, le=65535, description="Port `lockgate server` binds.")
+    log_predictions: bool = Field(
+        default=True,
+        description="Record every served prediction in the prediction log. `false` serves "
+        "without recording (no drift, quality or audit of those predictions); for "
+        "benchmarks and throwaway servers.",
+    )
     log_durability: Literal["async", "sync"] = Field(
         default="async",
         description="Prediction log durability: `async` answers before the record is on disk "

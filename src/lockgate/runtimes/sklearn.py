@@ -14,8 +14,13 @@ An artifact is such a file or a folder holding ``model.skops`` (or ``model.jobli
 from __future__ import annotations
 
 import sys
+import threading
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -50,12 +55,116 @@ def _is_skops(path: Path) -> bool:
         return False
 
 
-def _untrusted_skops_types(file: Path) -> list[str]:
-    sio = import_framework("skops.io", "sklearn", "skops")
+# -- importing skops without scanning all of scikit-learn ----------------------------------
+#
+# ``import skops.io`` builds skops's default trusted list from ``sklearn.utils.all_estimators()``,
+# which imports every scikit-learn module (and PyTorch through sklearn's bundled
+# array_api_compat when torch is installed): seconds of server start-up for a list Lockgate does
+# not need, because every type skops does not trust by default goes through Lockgate's own
+# allow-list (:func:`lockgate.runtimes.trust.skops_type_allowed`), which accepts every
+# scikit-learn class. So skops.io is imported with the scan deferred: the list becomes
+# :class:`_DeferredEstimatorNames`, empty while Lockgate itself asks skops (the types then come
+# back as "untrusted" and are judged by the allow-list: same decision), and computed on first
+# use by anyone else (the MLflow runtime, user code), so skops behaves for them as it always did.
+
+_LOCKGATE_SKOPS: ContextVar[bool] = ContextVar("lockgate_skops_call", default=False)
+_SKOPS_IMPORT_LOCK = threading.Lock()
+
+
+class _DeferredEstimatorNames(list):  # type: ignore[type-arg]
+    """skops's ``SKLEARN_ESTIMATOR_TYPE_NAMES``, computed on first use outside Lockgate."""
+
+    def __init__(self, scan: Callable[[], list[str]]) -> None:
+        super().__init__()
+        self._scan: Callable[[], list[str]] | None = scan
+        self._lock = threading.Lock()
+
+    def _names(self) -> list[str]:
+        if _LOCKGATE_SKOPS.get():
+            return []
+        if self._scan is not None:
+            with self._lock:
+                if self._scan is not None:
+                    list.extend(self, self._scan())
+                    self._scan = None
+        return list(list.__iter__(self))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __bool__(self) -> bool:
+        return bool(self._names())
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._names()
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __add__(self, other: Any) -> list[str]:  # type: ignore[override]
+        return self._names() + list(other)
+
+    def __radd__(self, other: Any) -> list[str]:
+        return list(other) + self._names()
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+def _import_skops_io() -> ModuleType:
+    if "skops.io" in sys.modules:  # imported already (None: blocked; the import raises)
+        return import_framework("skops.io", "sklearn", "skops")
+    sklearn_utils = import_framework("sklearn.utils", "sklearn", "scikit-learn")
+    with _SKOPS_IMPORT_LOCK:
+        if "skops.io" in sys.modules:
+            return import_framework("skops.io", "sklearn", "skops")
+        real = sklearn_utils.all_estimators
+        sklearn_utils.all_estimators = lambda *args, **kwargs: []
+        try:
+            sio = import_framework("skops.io", "sklearn", "skops")
+        finally:
+            sklearn_utils.all_estimators = real
+        trusted = sys.modules.get("skops.io._trusted_types")
+        empty = getattr(trusted, "SKLEARN_ESTIMATOR_TYPE_NAMES", None)
+        if not isinstance(empty, list) or empty:
+            return sio  # a skops layout we do not know: it computed its list as usual
+
+        def scan() -> list[str]:
+            from skops.io._utils import get_type_name
+
+            names = (get_type_name(cls) for _, cls in real())
+            return [n for n in names if n.startswith("sklearn.")]
+
+        deferred = _DeferredEstimatorNames(scan)
+        for name, module in list(sys.modules.items()):
+            if (
+                name.startswith("skops.")
+                and getattr(module, "SKLEARN_ESTIMATOR_TYPE_NAMES", None) is empty
+            ):
+                module.SKLEARN_ESTIMATOR_TYPE_NAMES = deferred  # type: ignore[attr-defined]
+        return sio
+
+
+@contextmanager
+def _skops() -> Iterator[ModuleType]:
+    """skops.io for a call by Lockgate, whose allow-list judges every sklearn type."""
+    sio = _import_skops_io()
+    token = _LOCKGATE_SKOPS.set(True)
     try:
-        return list(sio.get_untrusted_types(file=file))
-    except Exception as exc:
-        raise load_error("sklearn", file, exc) from exc
+        yield sio
+    finally:
+        _LOCKGATE_SKOPS.reset(token)
+
+
+def _untrusted_skops_types(file: Path) -> list[str]:
+    with _skops() as sio:
+        try:
+            return list(sio.get_untrusted_types(file=file))
+        except Exception as exc:
+            raise load_error("sklearn", file, exc) from exc
 
 
 class SklearnRuntime(Runtime):
@@ -98,7 +207,6 @@ class SklearnRuntime(Runtime):
             raise load_error(self.flavor, file, exc) from exc
 
     def _load_skops(self, file: Path) -> Any:
-        sio = import_framework("skops.io", self.flavor, "skops")
         untrusted = _untrusted_skops_types(file)
         refused = disallowed_skops_types(untrusted)
         if refused and not self.trusted:
@@ -107,12 +215,13 @@ class SklearnRuntime(Runtime):
                 self.flavor,
                 f"it holds types outside Lockgate's skops allow-list: {', '.join(refused)}",
             )
-        try:
-            return sio.load(file, trusted=untrusted)
-        except UntrustedArtifactError:
-            raise
-        except Exception as exc:
-            raise load_error(self.flavor, file, exc) from exc
+        with _skops() as sio:
+            try:
+                return sio.load(file, trusted=untrusted)
+            except UntrustedArtifactError:
+                raise
+            except Exception as exc:
+                raise load_error(self.flavor, file, exc) from exc
 
     def unload(self) -> None:
         for attr in ("model_", "format_", "wants_frame_"):
@@ -179,11 +288,11 @@ class SklearnRuntime(Runtime):
 
     @classmethod
     def save(cls, obj: Any, directory: Path) -> Path:
-        sio = import_framework("skops.io", cls.flavor, "skops")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / "model.skops"
-        sio.dump(obj, target)
+        with _skops() as sio:
+            sio.dump(obj, target)
         return target
 
     @classmethod

@@ -1,0 +1,716 @@
+"""Serving benchmark: Lockgate's data plane against a floor and two peers, on loopback.
+
+    python benchmarks/serving/run.py [--duration 10] [--rounds 3] [--skip-mlserver] [--skip-mlflow]
+
+One scikit-learn model (LogisticRegression on 10 float features, trained here on synthetic
+data) is served by
+
+* ``floor``: a bare uvicorn ASGI app with Lockgate's uvicorn flags that parses the JSON with
+  orjson, builds the NumPy array and calls ``model.predict`` (``floor_app.py``);
+* ``lockgate``: ``lockgate server`` with the model registered and deployed, validation,
+  prediction log and metrics on (the defaults);
+* ``lockgate-batching``: the same, deployed with ``lockgate deploy --batching``;
+* ``lockgate-nolog``: the same as ``lockgate`` with ``LOCKGATE_LOG_PREDICTIONS=false``;
+* ``mlserver``: MLServer + mlserver-sklearn over its REST Open Inference Protocol endpoint;
+* ``mlflow``: ``mlflow models serve --env-manager local`` scored with ``dataframe_split``.
+
+MLServer and MLflow live in their own cached venvs (``venvs.py``). Every system is checked to
+return the same predictions as ``model.predict`` before anything is measured. A closed-loop
+load generator (``wrk`` with a Lua script; ``loadgen.py`` when wrk is missing) runs the
+workloads single-row at 1 and 32 connections and 100-row batches at 8 connections, as
+several interleaved rounds (each workload: every system in turn, per round) after a warm-up.
+Reported per system and workload: req/s, rows/s, p50/p99 latency (median over rounds), and
+ratios to the floor and to MLServer (median of the per-round ratios). Also measured:
+``lockgate server`` time to ready (process start to ``/v2/health/ready`` 200), median of 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import numpy as np
+import orjson
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import venvs  # noqa: E402
+
+N_FEATURES = 10
+FEATURES = [f"f{i}" for i in range(N_FEATURES)]
+POOL = 64  # distinct request bodies per workload, sent round-robin
+MODEL = "bench"
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    rows: int
+    connections: int
+
+
+WORKLOADS = (
+    Workload("single-c1", 1, 1),
+    Workload("single-c32", 1, 32),
+    Workload("batch100-c8", 100, 8),
+)
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class System:
+    name: str
+    url: str  # inference URL
+    ready_url: str
+    kind: str  # "oip" or "mlflow"
+    cmd: list[str]
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def start(self, timeout: float = 120) -> float:
+        t0 = time.perf_counter()
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent
+            )
+        return wait_ready(self, t0, timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def wait_ready(system: System, t0: float, timeout: float) -> float:
+    """Poll the ready URL every 5 ms; return seconds from ``t0`` to the first 200."""
+    deadline = t0 + timeout
+    with httpx.Client(timeout=1) as http:
+        while time.perf_counter() < deadline:
+            assert system.proc is not None
+            if system.proc.poll() is not None:
+                raise SystemExit(
+                    f"{system.name} exited with {system.proc.returncode}:\n"
+                    + system.log.read_text(errors="replace")[-3000:]
+                )
+            with suppress(httpx.HTTPError):
+                if http.get(system.ready_url).status_code == 200:
+                    return time.perf_counter() - t0
+            time.sleep(0.005)
+    raise SystemExit(f"{system.name} not ready within {timeout}s; see {system.log}")
+
+
+def run_checked(cmd: list[str], env: dict[str, str] | None = None) -> str:
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+# -- the model and the systems ----------------------------------------------------------
+
+
+def train(work: Path) -> tuple[Any, np.ndarray, Path]:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(42)
+    X = rng.normal(size=(5000, N_FEATURES))
+    w = rng.normal(size=N_FEATURES)
+    y = (X @ w + rng.normal(scale=0.5, size=len(X)) > 0).astype(np.int64)
+    model = LogisticRegression().fit(X, y)  # fitted on an array: no feature names
+    path = work / "model.joblib"
+    joblib.dump(model, path)
+    return model, X, path
+
+
+def lockgate_home(work: Path, name: str, model: Any, X: np.ndarray, batching: bool) -> Path:
+    """A workspace with the model registered as version 1 and deployed by the CLI."""
+    from lockgate.client import connect
+
+    home = work / name
+    with connect(home) as client:
+        client.register_model(MODEL, model, sample=X[:200], tags={"source": "benchmark"})
+    env = {**os.environ, "LOCKGATE_HOME": str(home)}
+    cmd = [sys.executable, "-m", "lockgate.cli", "deploy", MODEL, "--version", "1"]
+    run_checked([*cmd, "--batching" if batching else "--no-batching"], env)
+    return home
+
+
+def lockgate_system(name: str, home: Path, work: Path, extra: dict[str, str]) -> System:
+    port = free_port()
+    env = {**os.environ, "LOCKGATE_HOME": str(home), **extra}
+    base = f"http://127.0.0.1:{port}"
+    return System(
+        name,
+        f"{base}/v2/models/{MODEL}/infer",
+        f"{base}/v2/health/ready",
+        "oip",
+        [sys.executable, "-m", "lockgate.cli", "server", "--port", str(port)],
+        env,
+        work / f"{name}.log",
+    )
+
+
+def floor_system(model_path: Path, work: Path) -> System:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    return System(
+        "floor",
+        f"{base}/v2/models/{MODEL}/infer",
+        f"{base}/v2/health/ready",
+        "oip",
+        [sys.executable, str(HERE / "floor_app.py"), str(model_path), str(port)],
+        dict(os.environ),
+        work / "floor.log",
+    )
+
+
+def mlserver_system(model_path: Path, work: Path, parallel_workers: int) -> System:
+    py = venvs.ensure("mlserver")
+    root = work / "mlserver"
+    mdir = root / MODEL
+    mdir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model_path, mdir / "model.joblib")
+    (mdir / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": MODEL,
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./model.joblib", "version": "v1"},
+            }
+        )
+    )
+    port = free_port()
+    (root / "settings.json").write_text(
+        json.dumps(
+            {
+                "debug": False,  # no access log, like Lockgate and the floor
+                "parallel_workers": parallel_workers,
+                "host": "127.0.0.1",
+                "http_port": port,
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
+            }
+        )
+    )
+    base = f"http://127.0.0.1:{port}"
+    s = System(
+        "mlserver",
+        f"{base}/v2/models/{MODEL}/infer",
+        f"{base}/v2/models/{MODEL}/ready",
+        "oip",
+        [str(py.parent / "mlserver"), "start", str(root)],
+        {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")},
+        work / "mlserver.log",
+    )
+    s.info = {
+        "version": venvs.version_in("mlserver", "mlserver"),
+        "parallel_workers": parallel_workers,
+    }
+    return s
+
+
+def mlflow_system(model_path: Path, work: Path) -> System:
+    py = venvs.ensure("mlflow")
+    out = work / "mlflow-model"
+    if not out.exists():
+        script = (
+            "import sys, joblib, numpy as np, pandas as pd, mlflow.sklearn\n"
+            "from mlflow.models import infer_signature\n"
+            "m = joblib.load(sys.argv[1])\n"
+            f"cols = {FEATURES!r}\n"
+            "x = pd.DataFrame(np.zeros((2, len(cols))), columns=cols)\n"
+            "sig = infer_signature(x, m.predict(x.to_numpy()))\n"
+            "mlflow.sklearn.save_model(m, sys.argv[2], signature=sig)\n"
+        )
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+        run_checked([str(py), "-c", script, str(model_path), str(out)], env)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = f"{py.parent}:{env.get('PATH', '')}"
+    s = System(
+        "mlflow",
+        f"{base}/invocations",
+        f"{base}/ping",
+        "mlflow",
+        [
+            str(py.parent / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(out),
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env,
+        work / "mlflow.log",
+    )
+    s.info = {"version": venvs.version_in("mlflow", "mlflow")}
+    return s
+
+
+# -- request bodies and checks ----------------------------------------------------------
+
+
+def body(kind: str, rows: np.ndarray) -> bytes:
+    if kind == "oip":
+        doc: dict[str, Any] = {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [len(rows), N_FEATURES],
+                    "datatype": "FP64",
+                    "data": rows.ravel().tolist(),
+                }
+            ]
+        }
+    else:
+        doc = {"dataframe_split": {"columns": FEATURES, "data": rows.tolist()}}
+    return orjson.dumps(doc)
+
+
+def predictions(kind: str, doc: dict[str, Any]) -> list[Any]:
+    if kind == "oip":
+        return list(doc["outputs"][0]["data"])
+    return list(doc["predictions"])
+
+
+def validate(systems: list[System], model: Any, X: np.ndarray) -> None:
+    """Every system answers the same rows with ``model.predict``'s answer, or we stop."""
+    rows = X[1000:1100]
+    expected = model.predict(rows).tolist()
+    with httpx.Client(timeout=30) as http:
+        for s in systems:
+            got: list[Any] = []
+            for i in range(10):  # single rows
+                r = http.post(
+                    s.url,
+                    content=body(s.kind, rows[i : i + 1]),
+                    headers={"content-type": "application/json"},
+                )
+                if r.status_code != 200:
+                    raise SystemExit(
+                        f"VALIDATION FAILED: {s.name} answered {r.status_code}: {r.text}"
+                    )
+                got += predictions(s.kind, r.json())
+            r = http.post(
+                s.url, content=body(s.kind, rows), headers={"content-type": "application/json"}
+            )
+            if r.status_code != 200:
+                raise SystemExit(f"VALIDATION FAILED: {s.name} answered {r.status_code}: {r.text}")
+            got += predictions(s.kind, r.json())
+            want = expected[:10] + expected
+            if [int(v) for v in got] != want:
+                bad = [i for i, (a, b) in enumerate(zip(got, want, strict=False)) if int(a) != b]
+                raise SystemExit(
+                    f"VALIDATION FAILED: {s.name} predictions differ from model.predict at "
+                    f"{len(bad)} of {len(want)} rows (first: {bad[:5]}), or lengths differ "
+                    f"({len(got)} vs {len(want)})"
+                )
+            print(f"  {s.name}: {len(want)} predictions identical to model.predict", flush=True)
+
+
+# -- load generation ------------------------------------------------------------------------
+
+WRK_LUA = r"""
+local bodies = {}
+for line in io.lines("%(bodies)s") do bodies[#bodies + 1] = line end
+local reqs = {}
+local i = 0
+init = function(args)
+  for k, b in ipairs(bodies) do
+    reqs[k] = wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json"}, b)
+  end
+end
+request = function()
+  i = i %% #reqs + 1
+  return reqs[i]
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%%d,"duration_us":%%d,"errors_connect":%%d,"errors_read":%%d,' ..
+    '"errors_write":%%d,"errors_status":%%d,"errors_timeout":%%d,"p50":%%f,"p90":%%f,' ..
+    '"p99":%%f,"mean":%%f,"max":%%f}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean,
+    latency.max))
+end
+"""
+
+
+@dataclass
+class Load:
+    wrk: str | None
+    work: Path
+
+    def files(self, s: System, w: Workload, X: np.ndarray) -> tuple[Path, Path]:
+        bodies = self.work / f"bodies-{s.kind}-{w.rows}.jsonl"
+        if not bodies.exists():
+            rng = np.random.default_rng(w.rows)
+            with open(bodies, "wb") as f:
+                for _ in range(POOL):
+                    start = int(rng.integers(0, len(X) - w.rows))
+                    f.write(body(s.kind, X[start : start + w.rows]) + b"\n")
+        lua = self.work / f"{s.name}-{w.rows}.lua"
+        if not lua.exists():
+            path = "/" + s.url.split("/", 3)[3]
+            lua.write_text(WRK_LUA % {"bodies": bodies, "path": path})
+        return bodies, lua
+
+    def run(self, s: System, w: Workload, X: np.ndarray, duration: float) -> dict[str, float]:
+        bodies, lua = self.files(s, w, X)
+        if self.wrk:
+            cmd = [
+                self.wrk,
+                "-t1",
+                f"-c{w.connections}",
+                f"-d{duration:g}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(lua),
+                s.url,
+            ]
+        else:
+            cmd = [
+                sys.executable,
+                str(HERE / "loadgen.py"),
+                s.url,
+                str(bodies),
+                str(w.connections),
+                str(duration),
+            ]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+        line = next((x for x in out.stdout.splitlines() if x.startswith("WRKJSON ")), None)
+        if line is None:
+            raise SystemExit(
+                f"load generator failed for {s.name}/{w.name}:\n{out.stdout}\n{out.stderr}"
+            )
+        r = json.loads(line[len("WRKJSON ") :])
+        errors = sum(r[k] for k in r if k.startswith("errors_"))
+        if errors:
+            raise SystemExit(f"{s.name}/{w.name}: {errors} errors during load: {r}")
+        secs = r["duration_us"] / 1e6
+        return {
+            "req_s": r["requests"] / secs,
+            "rows_s": r["requests"] * w.rows / secs,
+            "p50_ms": r["p50"] / 1000,
+            "p99_ms": r["p99"] / 1000,
+            "requests": r["requests"],
+        }
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    with suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with suppress(OSError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    from importlib.metadata import version
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {
+            d: version(d)
+            for d in (
+                "lockgate",
+                "uvicorn",
+                "uvloop",
+                "httptools",
+                "numpy",
+                "scikit-learn",
+                "orjson",
+            )
+        },
+    }
+
+
+def med(xs: list[float]) -> float:
+    return float(statistics.median(xs)) if xs else float("nan")
+
+
+def summarise(results: dict[tuple[str, str], list[dict[str, float]]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for (sys_name, wl), runs in results.items():
+        out.setdefault(wl, {})[sys_name] = {
+            k: med([r[k] for r in runs]) for k in ("req_s", "rows_s", "p50_ms", "p99_ms")
+        }
+    return out
+
+
+def ratio(
+    results: dict[tuple[str, str], list[dict[str, float]]],
+    a: str,
+    b: str,
+    wl: str,
+    key: str = "req_s",
+) -> float:
+    """Median over rounds of a/b, each round's two figures measured minutes apart at most."""
+    ra, rb = results.get((a, wl)), results.get((b, wl))
+    if not ra or not rb:
+        return float("nan")
+    return med([x[key] / y[key] for x, y in zip(ra, rb, strict=False)])
+
+
+def p50_delta(
+    results: dict[tuple[str, str], list[dict[str, float]]], a: str, b: str, wl: str
+) -> float:
+    ra, rb = results.get((a, wl)), results.get((b, wl))
+    if not ra or not rb:
+        return float("nan")
+    return med([x["p50_ms"] - y["p50_ms"] for x, y in zip(ra, rb, strict=False)])
+
+
+def report(
+    results: dict[tuple[str, str], list[dict[str, float]]],
+    systems: list[str],
+    ready: list[float],
+) -> tuple[str, list[tuple[str, bool | None, str]]]:
+    summary = summarise(results)
+    lines = [
+        "| workload | system | req/s | rows/s | p50 ms | p99 ms | x floor | x MLServer |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for w in WORKLOADS:
+        for s in systems:
+            m = summary.get(w.name, {}).get(s)
+            if m is None:
+                continue
+            xf = ratio(results, s, "floor", w.name, "rows_s")
+            xm = ratio(results, s, "mlserver", w.name, "rows_s")
+            lines.append(
+                f"| {w.name} | {s} | {m['req_s']:,.0f} | {m['rows_s']:,.0f} | {m['p50_ms']:.2f} "
+                f"| {m['p99_ms']:.2f} | {xf:.2f} | {'-' if xm != xm else f'{xm:.2f}'} |"
+            )
+    table = "\n".join(lines)
+
+    def check(ok: float, cond: bool) -> bool | None:
+        return None if ok != ok else cond
+
+    t: list[tuple[str, bool | None, str]] = []
+    r = ratio(results, "lockgate", "floor", "single-c32")
+    t.append(("single-row c=32 >= 0.75x floor", check(r, r >= 0.75), f"{r:.2f}x"))
+    r = ratio(results, "lockgate", "mlserver", "single-c32")
+    t.append(("single-row c=32 >= 2x MLServer", check(r, r >= 2.0), f"{r:.2f}x"))
+    d = p50_delta(results, "lockgate", "floor", "single-c1")
+    t.append(("single-row c=1 p50 <= floor + 0.25 ms", check(d, d <= 0.25), f"+{d:.3f} ms"))
+    r = ratio(results, "lockgate-batching", "floor", "single-c32")
+    t.append(("batching on: single-row c=32 >= 1.0x floor", check(r, r >= 1.0), f"{r:.2f}x"))
+    r = ratio(results, "lockgate", "floor", "batch100-c8", "rows_s")
+    t.append(("100-row batches rows/s >= 0.8x floor", check(r, r >= 0.8), f"{r:.2f}x"))
+    costs = {w.name: 1 - ratio(results, "lockgate", "lockgate-nolog", w.name) for w in WORKLOADS}
+    worst = max(costs.values())
+    t.append(
+        (
+            "prediction log costs < 5% of throughput",
+            check(worst, worst < 0.05),
+            ", ".join(f"{k} {v:+.1%}" for k, v in costs.items()),
+        )
+    )
+    rd = med(ready)
+    t.append(
+        (
+            "time to ready <= 2 s",
+            check(rd, rd <= 2.0),
+            f"{rd:.2f} s (runs: " + ", ".join(f"{x:.2f}" for x in ready) + ")",
+        )
+    )
+    return table, t
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def running(systems: list[System]) -> Iterator[None]:
+    try:
+        for s in systems:
+            secs = s.start()
+            print(f"  {s.name} ready in {secs:.2f} s", flush=True)
+        yield
+    finally:
+        for s in systems:
+            s.stop()
+
+
+def time_to_ready(home: Path, work: Path, runs: int) -> list[float]:
+    out = []
+    for i in range(runs):
+        s = lockgate_system(f"ready-{i}", home, work, {})
+        out.append(s.start(timeout=60))
+        s.stop()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=10, help="seconds per measurement")
+    p.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per system+workload")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--ready-runs", type=int, default=5)
+    p.add_argument("--skip-mlserver", action="store_true")
+    p.add_argument("--skip-mlflow", action="store_true")
+    p.add_argument("--only", default="", help="comma-separated systems to run (default: all)")
+    p.add_argument("--workloads", default="", help="comma-separated workloads (default: all)")
+    p.add_argument(
+        "--mlserver-parallel-workers",
+        type=int,
+        default=0,
+        help="MLServer parallel_workers (0: infer in the server process, its fastest "
+        "setting for a small model here; MLServer's own default is 1)",
+    )
+    p.add_argument("--json", type=Path, help="write all figures to this file")
+    p.add_argument("--workdir", type=Path, help="keep models, logs and workspaces here")
+    p.add_argument("--python-loadgen", action="store_true", help="do not use wrk")
+    args = p.parse_args(argv)
+
+    wrk = None if args.python_loadgen else shutil.which("wrk")
+    if wrk is None and not args.python_loadgen:
+        print("wrk not found (apt-get install -y wrk); using the Python load generator")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="lockgate-serving-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    info["loadavg_start"] = os.getloadavg()
+    info["loadgen"] = (
+        subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.splitlines()[0]
+        if wrk
+        else "loadgen.py"
+    )
+    print(json.dumps(info, indent=1), flush=True)
+
+    model, X, model_path = train(work)
+    print("setting up systems (peer venvs are built once and cached)", flush=True)
+    home = lockgate_home(work, "lockgate-home", model, X, batching=False)
+    home_b = lockgate_home(work, "lockgate-home-batching", model, X, batching=True)
+    all_systems: list[System] = [
+        floor_system(model_path, work),
+        lockgate_system("lockgate", home, work, {}),
+        lockgate_system("lockgate-batching", home_b, work, {}),
+        lockgate_system("lockgate-nolog", home, work, {"LOCKGATE_LOG_PREDICTIONS": "false"}),
+    ]
+    if not args.skip_mlserver:
+        all_systems.append(mlserver_system(model_path, work, args.mlserver_parallel_workers))
+    if not args.skip_mlflow:
+        all_systems.append(mlflow_system(model_path, work))
+    only = {x for x in args.only.split(",") if x}
+    systems = [s for s in all_systems if not only or s.name in only]
+    wl_only = {x for x in args.workloads.split(",") if x}
+    workloads = [w for w in WORKLOADS if not wl_only or w.name in wl_only]
+    info["peers"] = {s.name: s.info for s in systems if s.info}
+
+    ready: list[float] = []
+    if not only or "lockgate" in only:
+        print(f"time to ready: {args.ready_runs} cold starts of lockgate server", flush=True)
+        ready = time_to_ready(home, work, args.ready_runs)
+        print("  " + ", ".join(f"{x:.2f} s" for x in ready), flush=True)
+
+    load = Load(wrk, work)
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    with running(systems):
+        print("validating predictions", flush=True)
+        validate(systems, model, X)
+        if args.warmup > 0:
+            print(f"warm-up: {args.warmup:g} s per system and workload", flush=True)
+            for w in workloads:
+                for s in systems:
+                    load.run(s, w, X, args.warmup)
+        for rnd in range(args.rounds):
+            print(
+                f"round {rnd + 1}/{args.rounds} (load average {os.getloadavg()[0]:.2f})", flush=True
+            )
+            for w in workloads:
+                order = systems[rnd % len(systems) :] + systems[: rnd % len(systems)]
+                for s in order:
+                    r = load.run(s, w, X, args.duration)
+                    results.setdefault((s.name, w.name), []).append(r)
+                    print(
+                        f"  {w.name:12} {s.name:18} {r['req_s']:9,.0f} req/s "
+                        f"{r['rows_s']:11,.0f} rows/s  p50 {r['p50_ms']:6.2f} ms  "
+                        f"p99 {r['p99_ms']:6.2f} ms",
+                        flush=True,
+                    )
+    info["loadavg_end"] = os.getloadavg()
+
+    table, targets = report(results, [s.name for s in systems], ready)
+    print()
+    print(table)
+    print()
+    print("targets:")
+    for name, ok, fig in targets:
+        mark = "n/a " if ok is None else ("MET " if ok else "MISS")
+        print(f"  [{mark}] {name}: {fig}")
+    print(f"\nload average: start {info['loadavg_start']}, end {info['loadavg_end']}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "summary": summarise(results),
+                    "runs": {f"{a}/{b}": v for (a, b), v in results.items()},
+                    "ready_s": ready,
+                    "targets": [{"target": n, "met": ok, "figure": f} for n, ok, f in targets],
+                    "table": table,
+                },
+                indent=1,
+            )
+        )
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
