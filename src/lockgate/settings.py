@@ -83,6 +83,36 @@ class Settings(BaseSettings):
     def _expand_home(cls, v: Path) -> Path:
         return v.expanduser()
 
+    controller_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between ticks of the rollout controller (each rollout is still "
+        "analysed only on its own `--interval`).",
+    )
+    controller_lease_ttl: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="Seconds the controller's database lease lasts without renewal; with "
+        "several servers on one database, another takes over this long after the leader "
+        "dies.",
+    )
+    shadow_workers: int = Field(
+        default=2, ge=1, le=64, description="Threads that run shadow predictions."
+    )
+    shadow_queue: int = Field(
+        default=1000,
+        ge=1,
+        description="Shadow requests waiting or running at most; beyond it a shadow copy "
+        "is skipped and counted in `lockgate_shadow_skipped_total`.",
+    )
+    feedback_lookback_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="How far back the prediction log is searched for the ids of posted "
+        "feedback.",
+    )
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
