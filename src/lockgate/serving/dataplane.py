@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,7 @@ from lockgate.batch import Batch
 from lockgate.errors import InvalidInputError, LockgateError, NotFoundError, PredictionError
 from lockgate.registry.loaded import LoadedModel
 from lockgate.registry.signature import Signature
+from lockgate.rollout.router import BUCKETS, Route, bucket_of
 from lockgate.serving.batcher import AdaptiveBatcher
 from lockgate.serving.config import BatchingConfig
 from lockgate.serving.endpoints import EndpointInfo
@@ -94,6 +98,18 @@ class EndpointState:
     info: EndpointInfo
     primary: VersionHandle
     handles: dict[int, VersionHandle] = field(default_factory=dict)
+    #: the routing decision, computed from the traffic policy once per change
+    route: Route = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.route is None:
+            self.route = Route.from_policy(self.info.policy)
+        #: the handle every request goes to when the route has one live version
+        self.single: VersionHandle | None = (
+            self.handles.get(self.route.targets[0].version, self.primary)
+            if self.route.single
+            else None
+        )
 
     @property
     def name(self) -> str:
@@ -122,11 +138,18 @@ class DataPlane:
         predlog: PredictionLog | None,
         metrics: ServingMetrics,
         poll_interval: float = 1.0,
+        shadow_workers: int = 2,
+        shadow_queue: int = 1000,
     ) -> None:
         self.ws = ws
         self.predlog = predlog
         self.metrics = metrics
         self.poll_interval = poll_interval
+        # shadows run in a bounded pool, never on the event loop; beyond shadow_queue
+        # copies waiting or running, a copy is skipped and counted
+        self._shadow_pool = ThreadPoolExecutor(shadow_workers, "lockgate-shadow")
+        self.shadow_queue = shadow_queue
+        self._shadow_backlog = 0
         self._endpoints: dict[str, EndpointState] = {}
         self._generations: dict[str, int] = {}
         self._watcher: asyncio.Task[None] | None = None
@@ -144,6 +167,7 @@ class DataPlane:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        self._shadow_pool.shutdown(wait=False, cancel_futures=True)
         states = list(self._endpoints.values())
         self._endpoints = {}
         for st in states:
@@ -181,11 +205,7 @@ class DataPlane:
         old = self._endpoints.get(name)
         handles: dict[int, VersionHandle] = {}
         for v in info.policy.versions:
-            role = (
-                "primary"
-                if v == info.policy.primary
-                else ("canary" if v == info.policy.canary else "shadow")
-            )
+            role = info.policy.role_of(v)
             reuse = old.handles.get(v) if old else None
             if reuse is not None and reuse.batching == info.batching and reuse.role == role:
                 handles[v] = reuse
@@ -269,16 +289,27 @@ class DataPlane:
         *,
         version: int | None = None,
         request_id: str | None = None,
+        key: str | None = None,
     ) -> InferenceResult:
-        """Decode against the routed version's signature, predict, record, count."""
-        handle = self.handle(endpoint, version)
+        """Decode against the routed version's signature, predict, record, count. Without
+        ``version`` the endpoint's route picks it: sticky by ``key`` (the X-Lockgate-Key
+        header) or the route's key column, else at random by weight; shadows get a copy
+        after the answer is computed."""
+        st = self.endpoint(endpoint)
+        early: Batch | None = None
+        if version is not None:
+            handle = self.handle(endpoint, version)
+        elif st.single is not None:
+            handle = st.single
+        else:
+            handle, early = self._route(st, decode, key)
         ts = time.time()
         t0 = time.perf_counter()
         rid = request_id or uuid.uuid4().hex
         handle.in_flight += 1
         batch: Batch | None = None
         try:
-            batch = _require_rows(decode(handle.signature))
+            batch = _require_rows(early if early is not None else decode(handle.signature))
             outputs = await handle.predict(batch)
         except LockgateError as exc:
             code = status_of(exc)
@@ -290,10 +321,122 @@ class DataPlane:
             handle.in_flight -= 1
         elapsed = time.perf_counter() - t0
         handle.metrics.observe(200, elapsed, batch.n_rows)
+        if st.route.shadows and version is None:  # once this task yields: off the answer
+            asyncio.get_running_loop().call_soon(
+                self._shadow, st, batch, handle.signature, decode, rid
+            )
         await self._record(handle, rid, ts, batch, outputs, elapsed, 200, None)
         return InferenceResult(
             rid, handle.model, endpoint, handle.version, outputs, batch.n_rows, handle.signature
         )
+
+    def _route(
+        self, st: EndpointState, decode: Callable[[Signature], Batch], key: str | None
+    ) -> tuple[VersionHandle, Batch | None]:
+        """The routed handle, and the batch when the key had to be read from an input
+        column (decoded against the primary's signature; reused when the signatures match)."""
+        route = st.route
+        batch: Batch | None = None
+        if key is None and route.key_column is not None:
+            try:
+                batch = decode(st.primary.signature)
+            except LockgateError:
+                return st.primary, None  # decoded again, and the error recorded, by infer
+            col = batch.columns.get(route.key_column)
+            if col is not None and len(col):
+                key = str(col[0])
+        bucket = bucket_of(key, route.salt) if key is not None else random.randrange(BUCKETS)
+        h = st.handles[route.pick(bucket).version]
+        if batch is not None and h.signature != st.primary.signature:
+            batch = None
+        return h, batch
+
+    def _shadow(
+        self,
+        st: EndpointState,
+        batch: Batch,
+        sig: Signature,
+        decode: Callable[[Signature], Batch],
+        rid: str,
+    ) -> None:
+        """Hand a copy of the request to the shadow thread pool, per sampled shadow."""
+        loop = asyncio.get_running_loop()
+        for target in st.route.shadows:
+            if target.threshold < BUCKETS and random.randrange(BUCKETS) >= target.threshold:
+                continue
+            h = st.handles.get(target.version)
+            if h is None:
+                continue
+            if self._shadow_backlog >= self.shadow_queue:
+                self.metrics.shadow_skipped.labels(st.name, str(h.version), "queue_full").inc()
+                continue
+            self._shadow_backlog += 1
+            h.in_flight += 1
+            try:
+                fut = loop.run_in_executor(
+                    self._shadow_pool, self._run_shadow, h, batch, sig, decode, rid
+                )
+            except RuntimeError:  # the pool is shut down
+                self._shadow_done(h, None)
+                continue
+            fut.add_done_callback(functools.partial(self._shadow_done, h))
+
+    def _shadow_done(self, h: VersionHandle, fut: asyncio.Future[None] | None) -> None:
+        self._shadow_backlog -= 1
+        h.in_flight -= 1
+        if fut is None or fut.cancelled():
+            self.metrics.shadow_skipped.labels(h.endpoint, str(h.version), "shutdown").inc()
+        elif fut.exception() is not None:
+            log.error("shadow %s/%s failed: %r", h.endpoint, h.version, fut.exception())
+
+    def _run_shadow(
+        self,
+        h: VersionHandle,
+        batch: Batch,
+        sig: Signature,
+        decode: Callable[[Signature], Batch],
+        rid: str,
+    ) -> None:
+        """In a shadow thread: predict, count and log with role shadow and the primary's
+        request id (so the two records of a row share their prediction id)."""
+        from lockgate.store.predlog import LogBatch
+
+        ts = time.time()
+        t0 = time.perf_counter()
+        outputs: np.ndarray | None = None
+        error: str | None = None
+        try:
+            if h.signature != sig:
+                batch = decode(h.signature)
+            outputs = h._predict_now(batch)
+            status = 200
+        except LockgateError as exc:
+            status, error = status_of(exc), exc.message
+        except Exception as exc:  # never let a shadow's failure escape its thread
+            status, error = 500, f"{type(exc).__name__}: {exc}"
+        elapsed = time.perf_counter() - t0
+        h.metrics.observe(status, elapsed, batch.n_rows if outputs is not None else 0)
+        if self.predlog is None:
+            return
+        try:
+            self.predlog.submit_nowait(
+                LogBatch(
+                    request_id=rid,
+                    endpoint=h.endpoint,
+                    model=h.model,
+                    version=h.version,
+                    role="shadow",
+                    ts=ts,
+                    inputs=batch.columns,
+                    outputs=outputs,
+                    latency_ms=elapsed * 1000,
+                    status=status,
+                    error=error,
+                    n_rows=batch.n_rows,
+                )
+            )
+        except LockgateError:
+            self.metrics.shadow_skipped.labels(h.endpoint, str(h.version), "log_full").inc()
 
     async def _record(
         self,
@@ -359,4 +502,6 @@ def describe(state: EndpointState) -> dict[str, Any]:
         "model": state.info.model,
         "generation": state.info.generation,
         "versions": {str(v): h.role for v, h in state.handles.items()},
+        "weights": {str(v): w for v, w in state.route.shares().items()},
+        "shadows": {str(t.version): t.threshold * 100 / BUCKETS for t in state.route.shadows},
     }

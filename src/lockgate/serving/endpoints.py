@@ -120,10 +120,10 @@ class EndpointService:
                     )
                 current = TrafficPolicy.from_dict(row.policy)
                 from_version = current.primary
-                if current.canary is not None or current.shadows:
+                if not current.is_simple:
                     raise ConflictError(
-                        f"endpoint {name!r} has a canary or shadow in its traffic policy; "
-                        "finish or abort the rollout before deploying"
+                        f"endpoint {name!r} has a canary, A/B arms or a shadow in its traffic "
+                        "policy; finish or abort the rollout before deploying"
                     )
                 row.policy = self._policy_doc(TrafficPolicy(primary=target.version), alias)
                 if cfg is not None:

@@ -73,6 +73,13 @@ class ServingMetrics:
             ["endpoint"],
             registry=registry,
         )
+        self.shadow_skipped = Counter(
+            "lockgate_shadow_skipped",
+            "Shadow copies not run: reason queue_full (LOCKGATE_SHADOW_QUEUE reached), "
+            "log_full (the prediction log refused the record) or shutdown.",
+            ["endpoint", "version", "reason"],
+            registry=registry,
+        )
 
     def for_version(self, endpoint: str, version: int, role: str) -> VersionMetrics:
         v = str(version)

@@ -79,6 +79,14 @@ async def method_not_allowed(send: Send, method: str, path: str, allowed: str) -
     )
 
 
+def request_key(scope: Scope) -> str | None:
+    """The ``X-Lockgate-Key`` header: the key of sticky canary and A/B assignment."""
+    for name, value in scope.get("headers") or ():
+        if name == b"x-lockgate-key":
+            return bytes(value).decode("latin-1") or None
+    return None
+
+
 def _version_param(raw: str | None) -> int | None:
     if raw is None:
         return None
@@ -106,7 +114,7 @@ class DataPlaneApp:
                 elif method != "POST":
                     await method_not_allowed(send, method, path, "POST")
                 else:
-                    await self._mlflow(m["name"], receive, send)
+                    await self._mlflow(m["name"], receive, send, request_key(scope))
         except LockgateError as exc:
             await respond_error(send, exc)
 
@@ -146,7 +154,7 @@ class DataPlaneApp:
         name, tail = m["name"], m["tail"]
         version = _version_param(m["version"])
         if tail == "/infer":
-            await self._infer(name, version, receive, send)
+            await self._infer(name, version, receive, send, request_key(scope))
             return
         handle = self.plane.handle(name, version)
         if tail == "/ready":
@@ -161,11 +169,17 @@ class DataPlaneApp:
         )
         await respond(send, 200, codec.dumps(meta))
 
-    async def _infer(self, name: str, version: int | None, receive: Receive, send: Send) -> None:
+    async def _infer(
+        self, name: str, version: int | None, receive: Receive, send: Send, key: str | None
+    ) -> None:
         self.plane.endpoint(name)  # 404 before reading a large body for nothing
         req = codec.decode_oip(await read_body(receive))
         result = await self.plane.infer(
-            name, lambda sig: codec.oip_batch(req, sig), version=version, request_id=req.id
+            name,
+            lambda sig: codec.oip_batch(req, sig),
+            version=version,
+            request_id=req.id,
+            key=key,
         )
         body = codec.encode_oip_response(
             model=name,
@@ -177,13 +191,16 @@ class DataPlaneApp:
         )
         await respond(send, 200, body)
 
-    async def _mlflow(self, name: str, receive: Receive, send: Send) -> None:
+    async def _mlflow(self, name: str, receive: Receive, send: Send, key: str | None) -> None:
         self.plane.endpoint(name)
         decode = codec.decode_mlflow(await read_body(receive))
-        result = await self.plane.infer(name, decode)
+        result = await self.plane.infer(name, decode, key=key)
         await respond(
             send,
             200,
             codec.encode_mlflow_response(result.outputs, result.prediction_ids()),
-            [(b"x-lockgate-request-id", result.request_id.encode())],
+            [
+                (b"x-lockgate-request-id", result.request_id.encode()),
+                (b"x-lockgate-version", str(result.version).encode()),
+            ],
         )
