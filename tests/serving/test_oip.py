@@ -502,3 +502,16 @@ def test_tritonclient_sees_errors(
     with pytest.raises(InferenceServerException) as info:
         triton_client.infer("nope", [t])
     assert info.value.status() == "404"
+
+
+def test_tritonclient_binary_tensors_are_refused_clearly(
+    triton_client: triton.InferenceServerClient,
+) -> None:
+    """tritonclient's default binary_data=True uses the binary tensor extension, which the
+    server does not implement: a 400 that says so, not a JSON parse error."""
+    t = triton.InferInput("input-0", [1, 3], "FP64")
+    t.set_data_from_numpy(np.array([[0.1, 0.2, 0.3]]))
+    with pytest.raises(InferenceServerException) as info:
+        triton_client.infer("iris", [t])
+    assert info.value.status() == "400"
+    assert "binary tensor data extension" in info.value.message()

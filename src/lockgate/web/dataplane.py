@@ -87,6 +87,19 @@ def request_key(scope: Scope) -> str | None:
     return None
 
 
+def refuse_binary_tensors(scope: Scope) -> None:
+    """OIP's binary tensor extension (tritonclient's default) puts raw bytes after the JSON
+    header; say so instead of failing to parse them as JSON."""
+    for name, _ in scope.get("headers") or ():
+        if name == b"inference-header-content-length":
+            raise InvalidInputError.for_field(
+                "body",
+                "tensors as JSON (the binary tensor data extension is not supported; "
+                "with tritonclient use set_data_from_numpy(..., binary_data=False))",
+                "binary tensor data",
+            )
+
+
 def _version_param(raw: str | None) -> int | None:
     if raw is None:
         return None
@@ -154,6 +167,7 @@ class DataPlaneApp:
         name, tail = m["name"], m["tail"]
         version = _version_param(m["version"])
         if tail == "/infer":
+            refuse_binary_tensors(scope)
             await self._infer(name, version, receive, send, request_key(scope))
             return
         handle = self.plane.handle(name, version)
