@@ -18,8 +18,10 @@ _LIBRARIES = ("lockgate", "numpy", "pandas", "scikit-learn", "scipy", "skops", "
 
 
 def git_info(cwd: Path | None = None) -> dict[str, Any] | None:
-    """``{"commit": sha, "dirty": bool, "branch": name}`` when ``cwd`` is inside a git work
-    tree, else None. Never fails registration: git missing or slow means no code lineage."""
+    """``{"commit": sha, "dirty": bool, "branch": name, "committed_at": ISO time}`` when
+    ``cwd`` is inside a git work tree, else None (``committed_at`` is the commit time of HEAD,
+    from which the KPIs measure lead time). Never fails registration: git missing or slow
+    means no code lineage."""
     cwd = cwd or Path.cwd()
     try:
         commit = subprocess.run(
@@ -41,12 +43,20 @@ def git_info(cwd: Path | None = None) -> dict[str, Any] | None:
             text=True,
             timeout=5,
         )
+        committed = subprocess.run(
+            ["git", "show", "-s", "--format=%cI", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return {
         "commit": commit.stdout.strip(),
         "dirty": bool(status.stdout.strip()),
         "branch": branch.stdout.strip() or None,
+        "committed_at": (committed.stdout.strip() or None) if committed.returncode == 0 else None,
     }
 
 
