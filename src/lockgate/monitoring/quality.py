@@ -31,12 +31,19 @@ import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
 from lockgate.errors import InvalidInputError
+from lockgate.monitoring.intervals import (
+    delong,
+    normal_interval,
+    percentile_interval,
+    roc_auc,
+    wilson_interval,
+    z_value,
+)
 
 Task: TypeAlias = Literal["classification", "regression"]
 
@@ -59,7 +66,8 @@ METRICS: tuple[str, ...] = CLASSIFICATION_METRICS + REGRESSION_METRICS
 N_BOOT = 1000
 #: resamples of the (costlier) multiclass ROC AUC bootstrap
 N_BOOT_ROWS = 200
-_CHUNK_CELLS = 2_000_000
+#: probabilities are clipped to [eps, 1 - eps] for the log loss, as scikit-learn does
+_EPS = float(np.finfo(np.float64).eps)
 
 
 @dataclass(frozen=True)
@@ -117,26 +125,7 @@ class QualityReport:
         }
 
 
-# -- intervals -----------------------------------------------------------------------------
-
-
-def z_value(confidence: float) -> float:
-    """The two-sided normal quantile of ``confidence`` (1.96 for 0.95)."""
-    return NormalDist().inv_cdf(0.5 + confidence / 2)
-
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``successes / n``; (0, 1) when ``n`` is 0."""
-    if n <= 0:
-        return 0.0, 1.0
-    z = z_value(confidence)
-    p = successes / n
-    z2n = z * z / n
-    centre = (p + z2n / 2) / (1 + z2n)
-    half = z * math.sqrt(p * (1 - p) / n + z2n / (4 * n)) / (1 + z2n)
-    low = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends, no rounding
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return low, high
+# -- figures -------------------------------------------------------------------------------
 
 
 def _proportion(successes: int, n: int, confidence: float, note: str) -> Estimate:
@@ -147,21 +136,8 @@ def _proportion(successes: int, n: int, confidence: float, note: str) -> Estimat
 
 
 def _normal_mean(values: np.ndarray, confidence: float) -> Estimate:
-    n = values.size
-    mean = float(values.mean())
-    if n < 2:
-        return Estimate(mean, None, None, "normal", n)
-    half = z_value(confidence) * float(values.std(ddof=1)) / math.sqrt(n)
-    return Estimate(mean, mean - half, mean + half, "normal", n)
-
-
-def _percentile(samples: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return None, None
-    a = (1 - confidence) / 2
-    lo, hi = np.quantile(finite, [a, 1 - a])
-    return float(lo), float(hi)
+    lo, hi = normal_interval(values, confidence)
+    return Estimate(float(values.mean()), lo, hi, "normal", values.size)
 
 
 # -- classification ------------------------------------------------------------------------
@@ -357,7 +333,7 @@ def _binary_f1(
     tp = boot[:, i, i].astype(np.float64)
     denom = boot[:, i, :].sum(axis=1) + boot[:, :, i].sum(axis=1)
     samples = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan)
-    lo, hi = _percentile(samples, confidence)
+    lo, hi = percentile_interval(samples, confidence)
     return Estimate(float(f1[i]), lo, hi, "bootstrap", n)
 
 
@@ -372,7 +348,7 @@ def _macro(cm: np.ndarray, confidence: float, n_boot: int, seed: int) -> dict[st
         ("recall", r, br),
         ("f1", f, bf),
     ):
-        lo, hi = _percentile(samples.mean(axis=-1), confidence)
+        lo, hi = percentile_interval(samples.mean(axis=-1), confidence)
         out[name] = Estimate(float(value.mean()), lo, hi, "bootstrap", n)
     return out
 
@@ -410,49 +386,10 @@ def _scored(
     return _ovr_auc(score, t, len(classes), confidence, seed), _normal_mean(loss, confidence)
 
 
-_EPS = float(np.finfo(np.float64).eps)
-
-
-def _midranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties given their mean rank."""
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    n = x.size
-    starts = np.flatnonzero(np.concatenate(([True], xs[1:] != xs[:-1])))
-    ends = np.concatenate((starts[1:], [n]))
-    mean_rank = (starts + ends + 1) / 2.0
-    ranks = np.empty(n, dtype=np.float64)
-    ranks[order] = np.repeat(mean_rank, ends - starts)
-    return ranks
-
-
-def roc_auc(score: np.ndarray, positive: np.ndarray) -> float | None:
-    """Area under the ROC curve of ``score`` for the boolean ``positive``; None with one
-    class."""
-    m = int(np.count_nonzero(positive))
-    k = positive.size - m
-    if m == 0 or k == 0:
-        return None
-    ranks = _midranks(score)
-    return float((ranks[positive].sum() - m * (m + 1) / 2) / (m * k))
-
-
 def _delong(score: np.ndarray, positive: np.ndarray, confidence: float) -> Estimate:
-    n = score.size
-    x, y = score[positive], score[~positive]
-    m, k = x.size, y.size
-    if m == 0 or k == 0:
-        return Estimate(None, None, None, "delong", n, "needs both classes in the window")
-    tz = _midranks(np.concatenate((x, y)))
-    tx, ty = _midranks(x), _midranks(y)
-    auc = float((tz[:m].sum() - m * (m + 1) / 2) / (m * k))
-    if m < 2 or k < 2:
-        return Estimate(auc, None, None, "delong", n)
-    v10 = (tz[:m] - tx) / k
-    v01 = 1.0 - (tz[m:] - ty) / m
-    se = math.sqrt(float(v10.var(ddof=1)) / m + float(v01.var(ddof=1)) / k)
-    half = z_value(confidence) * se
-    return Estimate(auc, max(0.0, auc - half), min(1.0, auc + half), "delong", n)
+    auc, lo, hi = delong(score, positive, confidence)
+    note = "" if auc is not None else "needs both classes in the window"
+    return Estimate(auc, lo, hi, "delong", score.size, note)
 
 
 def _ovr_auc(score: np.ndarray, t: np.ndarray, k: int, confidence: float, seed: int) -> Estimate:
@@ -471,7 +408,7 @@ def _ovr_auc(score: np.ndarray, t: np.ndarray, k: int, confidence: float, seed: 
         return Estimate(None, None, None, "bootstrap", n, note)
     rng = np.random.default_rng(seed)
     samples = np.array([macro(rng.integers(0, n, n)) for _ in range(N_BOOT_ROWS)])
-    lo, hi = _percentile(samples, confidence)
+    lo, hi = percentile_interval(samples, confidence)
     return Estimate(value, lo, hi, "bootstrap", n)
 
 
