@@ -174,7 +174,12 @@ def main() -> None:
             for hook in server.app.on_shutdown:
                 await hook()
 
-    asyncio.run(run())
+    try:
+        import uvloop  # the server's loop when installed
+
+        uvloop.run(run())
+    except ImportError:
+        asyncio.run(run())
 
 
 if __name__ == "__main__":

@@ -34,8 +34,7 @@ class Batch:
     @classmethod
     def from_matrix(cls, names: Sequence[str], matrix: np.ndarray) -> Batch:
         """Columns as views of a 2-D matrix (no copy); ``matrix()`` returns it as is."""
-        cols = {n: matrix[:, i] for i, n in enumerate(names)}
-        return cls(cols, matrix.shape[0], matrix=matrix)
+        return cls(dict(zip(names, matrix.T, strict=True)), matrix.shape[0], matrix=matrix)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> Batch:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,11 @@ _INT_RANGES = {
     for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 }
 _FLOATS = ("float16", "float32", "float64")
+#: signature dtype -> numpy dtype, for the numeric and bool dtypes (compared by equality: a
+#: dtype's ``.name`` is a slow Python-level property)
+_NUMPY_DTYPES: dict[str, np.dtype] = {
+    name: np.dtype(name) for name in (*_INT_RANGES, *_FLOATS, "bool")
+}
 
 
 def dtype_of(values: np.ndarray | pd.Series) -> str:
@@ -111,7 +117,27 @@ class Signature:
 
     @property
     def input_names(self) -> list[str]:
-        return [c.name for c in self.inputs]
+        return list(self._names)
+
+    # Facts the serving hot path needs on every request, computed once per signature (a
+    # frozen value; cached_property writes the instance __dict__, not a field).
+    @cached_property
+    def _names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.inputs)
+
+    @cached_property
+    def input_name_set(self) -> frozenset[str]:
+        """The input names as a set, for membership tests."""
+        return frozenset(self._names)
+
+    @cached_property
+    def _matrix_spec(self) -> ColumnSpec | None:
+        """The column spec every cell of a 2-D input tensor must conform to, when all inputs
+        are scalars of one dtype (else None: validate column by column)."""
+        dtypes = {c.dtype for c in self.inputs}
+        if len(dtypes) == 1 and not any(c.shape for c in self.inputs):
+            return ColumnSpec(self.inputs[0].name, next(iter(dtypes)))
+        return None
 
     def input(self, name: str) -> ColumnSpec:
         for c in self.inputs:
@@ -205,12 +231,14 @@ class Signature:
                 expected=[-1, len(self.inputs)],
                 got=list(matrix.shape),
             )
-        dtypes = {c.dtype for c in self.inputs}
-        if len(dtypes) == 1 and not any(c.shape for c in self.inputs):
-            target = next(iter(dtypes))
+        spec = self._matrix_spec
+        if spec is not None:
+            target = _NUMPY_DTYPES.get(spec.dtype)
+            if target is not None and matrix.dtype == target:  # already right: nothing to do
+                return Batch.from_matrix(self._names, matrix)
             try:
-                col = conform_column(ColumnSpec(self.inputs[0].name, target), matrix.reshape(-1))
-                return Batch.from_matrix(self.input_names, col.reshape(matrix.shape))
+                col = conform_column(spec, matrix.reshape(-1))
+                return Batch.from_matrix(self._names, col.reshape(matrix.shape))
             except SchemaError:
                 pass  # validate column by column below, to name the offending column
         return self.validate_columns(
@@ -266,7 +294,8 @@ def conform_column(spec: ColumnSpec, values: pd.Series | np.ndarray) -> np.ndarr
     """Convert one column to ``spec.dtype`` when lossless, else raise SchemaError."""
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
     expected = spec.dtype
-    if not spec.shape and arr.dtype.kind in "biuf" and arr.dtype.name == expected:
+    target = _NUMPY_DTYPES.get(expected)
+    if target is not None and not spec.shape and arr.dtype == target:
         return arr  # the hot path: already the right dtype
     if spec.shape:
         return _conform_tensor(spec, arr)

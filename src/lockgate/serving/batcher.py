@@ -2,10 +2,17 @@
 
 Requests join a bounded queue (``max_queue`` rows; beyond it the caller gets
 :class:`OverloadedError`, answered as 503 with Retry-After). One worker task takes whatever is
-queued, waits up to ``max_wait_ms`` for more only while the batch is short of
-``max_batch_size`` *and* requests are arriving (under light load nobody waits), predicts once
-and hands every caller exactly its own rows back, in order. When the model call fails, the
-error reaches every caller of that batch and no other.
+queued, predicts once and hands every caller exactly its own rows back, in order. When the
+model call fails, the error reaches every caller of that batch and no other.
+
+The adaptive wait: before a model call the worker first lets the requests already decoded on
+the event loop join (one loop turn), then waits, at most ``max_wait_ms``, only until as many
+rows are queued as the previous model call took (capped at ``max_batch_size``): under
+concurrency the callers of the last batch are on their way back, and waiting for them makes
+the next batch as large for one model call; once they are back nobody waits longer. A lone
+caller (the last batch was one small request) never waits. Arrivals wake the worker only when
+they complete the batch it waits for, and a caller's deadline is a timer on its future, so a
+request costs no task and no extra wake-up.
 """
 
 from __future__ import annotations
@@ -21,6 +28,16 @@ import numpy as np
 from lockgate.batch import Batch
 from lockgate.errors import OverloadedError
 from lockgate.serving.config import BatchingConfig
+
+
+def _expire(fut: asyncio.Future[np.ndarray]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 @dataclass(slots=True)
@@ -44,7 +61,9 @@ class AdaptiveBatcher:
         self.on_queue = on_queue
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
-        self._wakeup: asyncio.Event | None = None
+        # the worker sleeps on _waiter until _want rows are queued
+        self._waiter: asyncio.Future[None] | None = None
+        self._want = 1
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -54,10 +73,12 @@ class AdaptiveBatcher:
 
     def start(self) -> None:
         if self._task is None:
-            self._wakeup = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def submit(self, batch: Batch) -> np.ndarray:
+    async def submit(self, batch: Batch, timeout: float | None = None) -> np.ndarray:
+        """Queue ``batch`` and return its rows of the model's output. Past ``timeout``
+        seconds the caller gets TimeoutError and its rows are dropped from the queue (a
+        timer on the caller's future: no task per request, unlike ``asyncio.wait_for``)."""
         if self._closed:
             raise OverloadedError("the model version is shutting down", retry_after=1.0)
         if self._queued_rows + batch.n_rows > self.config.max_queue and self._queue:
@@ -68,39 +89,49 @@ class AdaptiveBatcher:
             )
         if self._task is None:
             self.start()
-        fut: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[np.ndarray] = loop.create_future()
         self._queue.append(_Pending(batch, fut))
         self._queued_rows += batch.n_rows
         if self.on_queue:
             self.on_queue(self._queued_rows)
-        assert self._wakeup is not None
-        self._wakeup.set()
-        return await fut
+        waiter = self._waiter
+        if waiter is not None and self._queued_rows >= self._want and not waiter.done():
+            waiter.set_result(None)
+        if timeout is None:
+            return await fut
+        timer = loop.call_later(timeout, _expire, fut)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+
+    async def _wait_for_rows(self, rows: int, timeout: float | None) -> None:
+        """Sleep until ``rows`` rows are queued, or ``timeout`` seconds passed."""
+        loop = asyncio.get_running_loop()
+        self._want = rows
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout, _wake, waiter) if timeout is not None else None
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     async def _run(self) -> None:
-        assert self._wakeup is not None
         max_rows = self.config.max_batch_size
         max_wait = self.config.max_wait_ms / 1000
-        loop = asyncio.get_running_loop()
-        last_size = 1
+        last_rows = 1
         while True:
             if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                await self._wait_for_rows(1, None)
                 continue
             # Let requests already in flight on the loop join before deciding to wait.
             await asyncio.sleep(0)
-            if self._queued_rows < max_rows and last_size > 1 and max_wait > 0:
-                deadline = loop.time() + max_wait
-                while self._queued_rows < max_rows:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    self._wakeup.clear()
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), remaining)
-                    except TimeoutError:
-                        break
+            target = min(max_rows, last_rows)
+            if self._queued_rows < target and max_wait > 0:
+                await self._wait_for_rows(target, max_wait)
             taken: list[_Pending] = []
             rows = 0
             while self._queue and (not taken or rows + self._queue[0].batch.n_rows <= max_rows):
@@ -113,7 +144,7 @@ class AdaptiveBatcher:
                 self.on_queue(self._queued_rows)
             if not taken:
                 continue
-            last_size = len(taken)
+            last_rows = sum(p.batch.n_rows for p in taken)
             self._dispatch(taken)
 
     def _dispatch(self, taken: list[_Pending]) -> None:

@@ -34,6 +34,10 @@ OIP_TO_NUMPY: dict[str, str] = {
 }
 NUMPY_TO_OIP: dict[str, str] = {v: k for k, v in OIP_TO_NUMPY.items()}
 NUMPY_TO_OIP["datetime"] = "BYTES"
+#: numpy dtype -> OIP datatype, looked up by dtype (a dtype's ``.name`` is slow to compute)
+_OIP_OF_DTYPE: dict[np.dtype, str] = {
+    np.dtype(v): k for k, v in OIP_TO_NUMPY.items() if v != "string"
+}
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -224,7 +228,7 @@ def _sample(raw: np.ndarray) -> Any:
 def oip_batch(req: OipRequest, signature: Signature) -> Batch:
     """Map OIP tensors onto the signature: one named input per column, or a single 2-D
     tensor whose columns are the inputs in signature order."""
-    names = set(signature.input_names)
+    names = signature.input_name_set
     if len(req.inputs) == 1 and req.inputs[0].name not in names:
         t = req.inputs[0]
         if len(signature.inputs) == 1 and t.array.ndim == 1:
@@ -278,7 +282,7 @@ def oip_output_tensors(outputs: np.ndarray, signature: Signature) -> list[dict[s
     elif kind == "M":
         datatype, data = "BYTES", [str(v) for v in arr.reshape(-1)]
     else:
-        datatype = NUMPY_TO_OIP.get(arr.dtype.name, "FP64")
+        datatype = _OIP_OF_DTYPE.get(arr.dtype) or NUMPY_TO_OIP.get(arr.dtype.name, "FP64")
         data = arr.reshape(-1)
     return [{"name": name, "shape": list(arr.shape), "datatype": datatype, "data": data}]
 

@@ -79,7 +79,7 @@ class VersionHandle:
         if self.batcher is None:
             return self._predict_now(batch)
         try:
-            return await asyncio.wait_for(self.batcher.submit(batch), timeout)
+            return await self.batcher.submit(batch, timeout)
         except TimeoutError:
             raise DeadlineExceeded(
                 f"prediction did not finish within timeout_ms={self.batching.timeout_ms:g}"
