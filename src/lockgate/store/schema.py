@@ -276,3 +276,24 @@ class LeaseRow(Base):
     acquired_at: Mapped[datetime]
     renewed_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint of the event chain: the id, hash and time of the last event it
+    covers, HMAC-SHA256-signed with the audit key (``key_id`` names the key, not the key) and
+    chained to the checkpoint before it. ``kind`` is ``prune`` (the events up to it were
+    deleted; verification starts from it) or ``anchor`` (a signed head; nothing deleted)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+    last_event_hash: Mapped[str] = mapped_column(String(64))
+    last_event_at: Mapped[datetime]
+    pruned: Mapped[int] = mapped_column(BigInteger, default=0)
+    prev_signature: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(64), unique=True)
