@@ -134,7 +134,23 @@ class Client:
         return list(iter_events(self.workspace.db, kind=kind, subject=subject))
 
     def verify_events(self) -> ChainReport:
-        return verify_chain(self.workspace.db)
+        """Verify the event chain and its signed checkpoints (with the audit key)."""
+        from lockgate.audit.keys import audit_key
+
+        return verify_chain(self.workspace.db, audit_key(self.workspace.settings, create=False))
+
+    def kpis(self, **options: Any) -> dict[str, Any]:
+        """Delivery and operations KPIs (``period="30d"``, ``model``, ``failure_window``,
+        ``slo_latency_ms``, ``quality_buckets``; see docs/kpis.md)."""
+        from lockgate.audit.service import AuditService
+
+        return AuditService(self.workspace).kpis(**options)
+
+    def model_card(self, model: str, version: int) -> dict[str, Any]:
+        """The model card of ``model/version`` (render with lockgate.audit.cards)."""
+        from lockgate.audit.service import AuditService
+
+        return AuditService(self.workspace).card(model, version)
 
     def close(self) -> None:
         self.workspace.close()

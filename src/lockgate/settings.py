@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     actor: str | None = Field(
         default=None,
         description="Who is acting, recorded on every event. Default: the OS user name.",
+    )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="Secret (16+ characters) that signs event-chain checkpoints and audit "
+        "export manifests (HMAC-SHA256). Default: a random key in `<home>/audit.key`, created "
+        "with mode 0600 on first use. Set it on every server sharing one database.",
     )
     cache_dir: Path | None = Field(
         default=None,

@@ -16,8 +16,10 @@ from pydantic import BaseModel, Field
 
 from lockgate import __version__
 from lockgate.audit.events import iter_events, verify_chain
+from lockgate.audit.keys import audit_key
 from lockgate.errors import LockgateError
 from lockgate.serving.dataplane import DataPlane, describe, status_of
+from lockgate.web.api_audit import create_audit_router
 from lockgate.workspace import Workspace
 
 
@@ -171,6 +173,7 @@ def create_api(ws: Workspace, plane: DataPlane | None = None) -> FastAPI:
 
     @api.get("/api/v1/events/verify", tags=["audit"])
     def verify() -> dict[str, Any]:
-        return verify_chain(ws.db).to_dict()
+        return verify_chain(ws.db, audit_key(ws.settings, create=False)).to_dict()
 
+    api.include_router(create_audit_router(ws, plane))
     return api
