@@ -297,3 +297,116 @@ class AuditCheckpointRow(Base):
     prev_signature: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class PipelineRow(Base):
+    """A model's training pipeline: entry point, schedule, rollout strategy (``spec``)."""
+
+    __tablename__ = "automation_pipelines"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(64), unique=True)
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class AutomationPolicyRow(Base):
+    """An endpoint's trigger-to-action rules (``spec``) and their bookkeeping (``state``:
+    the last scheduled and online runs)."""
+
+    __tablename__ = "automation_policies"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(64), unique=True)
+    spec: Mapped[dict[str, Any]]
+    state: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class PipelineRunRow(Base):
+    """One run of a pipeline: its trigger, status and outcome (candidate, gates, rollout)."""
+
+    __tablename__ = "automation_runs"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(64), index=True)
+    endpoint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    trigger: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    deadline_at: Mapped[datetime]
+    parent_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    candidate_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    data_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    result: Mapped[dict[str, Any]]
+    error: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(200))
+
+
+class AutomationCursorRow(Base):
+    """How far a consumer (the policy engine) has read the event log."""
+
+    __tablename__ = "automation_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
+class MonitorRow(Base):
+    """A monitor: a declarative rule over windows of an endpoint's predictions and feedback
+    (:mod:`lockgate.monitoring.monitors`), its state (unknown, ok, firing), its last value and
+    when it is next evaluated. ``webhooks`` hold URLs and signing secrets, never shown by
+    the API, the CLI or an event. ``revision`` grows on every change (optimistic checks)."""
+
+    __tablename__ = "monitors"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]]
+    webhooks: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    measurement: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    firing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    next_eval_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class AlertRow(Base):
+    """A monitor that fired or resolved: the webhook ``body`` as posted (the same bytes on
+    every retry) and its delivery (``pending``, ``delivered``, ``failed`` or ``none``).
+    Alerts outlive their monitor: ``monitor_id`` is no foreign key."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    monitor_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    monitor: Mapped[str] = mapped_column(String(64), index=True)
+    endpoint: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    body: Mapped[dict[str, Any]]
+    delivery: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    deliveries: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,0 +1,429 @@
+"""The automation service: policies in the metadata store, their evaluation on each tick of
+the server's controller, and the background worker that runs retrains.
+
+:meth:`AutomationService.tick` runs in the controller's thread while it holds the lease: it
+reads the ``monitor.firing`` events appended since its cursor, checks the cron schedules,
+decides with :func:`~lockgate.automation.policies.decide` and records each decision as an
+``automation.decision`` event (taken or skipped, with the reason). A taken retrain inserts its
+run row there (so the concurrency limit counts it at once) and is handed to a worker thread,
+which runs the training subprocess, the gates and the rollout: the controller never waits for
+a training. Runs left ``running`` past their deadline (their server died) are marked failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import weakref
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from lockgate.audit.events import record_event
+from lockgate.automation.cron import parse_cron
+from lockgate.automation.pipelines import ONLINE_ENTRY, PipelineSpec, PipelineStore
+from lockgate.automation.policies import (
+    MONITOR_TRIGGERS,
+    AutomationPolicy,
+    Decision,
+    Situation,
+    decide,
+)
+from lockgate.automation.runner import PipelineRunner, RunOutcome
+from lockgate.errors import LockgateError, NotFoundError
+from lockgate.store.paths import validate_name
+from lockgate.store.schema import (
+    AutomationCursorRow,
+    AutomationPolicyRow,
+    EventRow,
+    PipelineRunRow,
+    RolloutRow,
+)
+
+if TYPE_CHECKING:
+    from lockgate.clock import Clock
+    from lockgate.feedback import FeedbackService
+    from lockgate.store.predlog import PredictionLog
+    from lockgate.workspace import Workspace
+
+log = logging.getLogger("lockgate.automation")
+
+#: the actor of the policy engine's decisions and of the runs it starts
+AUTOMATION_ACTOR = "lockgate-automation"
+CURSOR = "policy-engine"
+_BATCH = 500
+
+
+class AutomationService:
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        predlog: PredictionLog | None = None,
+        feedback: FeedbackService | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.ws = ws
+        self.clock: Clock = clock or ws.clock
+        self.pipelines = PipelineStore(ws)
+        self.runner = PipelineRunner(ws, predlog=predlog, feedback=feedback)
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+
+    # -- policies ---------------------------------------------------------------------------
+    def set_policy(
+        self, policy: AutomationPolicy | dict[str, Any], *, reason: str = ""
+    ) -> AutomationPolicy:
+        if not isinstance(policy, AutomationPolicy):
+            policy = AutomationPolicy.from_dict(policy)
+        self.ws.endpoints.get(policy.endpoint)  # NotFoundError for an unknown endpoint
+        now = self.clock.now()
+        with self.ws.db.write() as s:
+            row = s.execute(
+                select(AutomationPolicyRow)
+                .where(AutomationPolicyRow.endpoint == policy.endpoint)
+                .with_for_update()
+            ).scalar_one_or_none()
+            kind = "automation.policy_updated"
+            if row is None:
+                kind = "automation.policy_created"
+                row = AutomationPolicyRow(
+                    endpoint=policy.endpoint, state={}, created_at=now, created_by=self.ws.actor
+                )
+                s.add(row)
+            row.spec = policy.to_dict()
+            row.updated_at = now
+            row.updated_by = self.ws.actor
+            record_event(
+                self.ws.db, s, kind=kind, subject=policy.endpoint, actor=self.ws.actor, at=now,
+                payload={"policy": policy.to_dict(), "reason": reason},
+            )  # fmt: skip
+        return policy
+
+    def get_policy(self, endpoint: str) -> AutomationPolicy:
+        validate_name(endpoint, "endpoint")
+        with self.ws.db.read() as s:
+            row = s.execute(
+                select(AutomationPolicyRow).where(AutomationPolicyRow.endpoint == endpoint)
+            ).scalar_one_or_none()
+            if row is None:
+                raise NotFoundError("automation policy", endpoint)
+            return AutomationPolicy.from_dict(dict(row.spec))
+
+    def list_policies(self) -> list[AutomationPolicy]:
+        with self.ws.db.read() as s:
+            rows = s.execute(
+                select(AutomationPolicyRow).order_by(AutomationPolicyRow.endpoint)
+            ).scalars()
+            return [AutomationPolicy.from_dict(dict(r.spec)) for r in rows]
+
+    def remove_policy(self, endpoint: str, *, reason: str = "") -> AutomationPolicy:
+        validate_name(endpoint, "endpoint")
+        now = self.clock.now()
+        with self.ws.db.write() as s:
+            row = s.execute(
+                select(AutomationPolicyRow)
+                .where(AutomationPolicyRow.endpoint == endpoint)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if row is None:
+                raise NotFoundError("automation policy", endpoint)
+            policy = AutomationPolicy.from_dict(dict(row.spec))
+            s.delete(row)
+            record_event(
+                self.ws.db, s, kind="automation.policy_removed", subject=endpoint,
+                actor=self.ws.actor, at=now, payload={"endpoint": endpoint, "reason": reason},
+            )  # fmt: skip
+        return policy
+
+    def decisions(self, endpoint: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest decisions, newest first."""
+        q = (
+            select(EventRow)
+            .where(EventRow.kind == "automation.decision")
+            .order_by(EventRow.id.desc())
+            .limit(max(1, min(limit, 10_000)))
+        )
+        if endpoint is not None:
+            q = q.where(EventRow.subject == validate_name(endpoint, "endpoint"))
+        with self.ws.db.read() as s:
+            return [
+                {"id": r.id, "at": r.at.isoformat(), **(r.payload or {})}
+                for r in s.execute(q).scalars()
+            ]
+
+    # -- the controller's path --------------------------------------------------------------
+    def tick(self, now: datetime | None = None) -> list[Decision]:
+        """One round of the policy engine (the controller calls it while it leads)."""
+        now = now or self.clock.now()
+        self._reap(now)
+        policies = {p.endpoint: p for p in self.list_policies()}
+        made: list[Decision] = []
+        cursor, events = self._new_events()
+        for event_id, endpoint, payload in events:
+            trigger = MONITOR_TRIGGERS.get(str(payload.get("kind")))
+            policy = policies.get(endpoint)
+            if trigger is not None and policy is not None:
+                detail = {
+                    "monitor": payload.get("monitor"),
+                    "alert": payload.get("alert"),
+                    "event": event_id,
+                    "value": payload.get("value"),
+                }
+                made.append(self._apply(policy, trigger, now, detail, cursor=event_id))
+            cursor = event_id
+        self._save_cursor(cursor, now)
+        for policy in policies.values():
+            if not policy.enabled:
+                continue
+            for trigger in ("schedule", "online"):
+                expr = getattr(policy, trigger)
+                if expr and self._schedule_due(policy.endpoint, trigger, expr, now):
+                    made.append(self._apply(policy, trigger, now, {"cron": expr}))
+        return made
+
+    def _new_events(self) -> tuple[int, list[tuple[int, str, dict[str, Any]]]]:
+        with self.ws.db.read() as s:
+            row = s.get(AutomationCursorRow, CURSOR)
+            if row is None:  # first tick: start from the present, do not replay history
+                top = s.execute(select(func.max(EventRow.id))).scalar_one_or_none() or 0
+                return int(top), []
+            cursor = int(row.event_id)
+            rows = s.execute(
+                select(EventRow.id, EventRow.subject, EventRow.payload)
+                .where(EventRow.id > cursor, EventRow.kind == "monitor.firing")
+                .order_by(EventRow.id)
+                .limit(_BATCH)
+            ).all()
+            if len(rows) < _BATCH:  # nothing newer to look at: move past every event read
+                top = s.execute(select(func.max(EventRow.id))).scalar_one_or_none() or cursor
+                cursor = max(cursor, int(top)) if not rows else cursor
+        out = [(int(r[0]), str(r[1]), dict(r[2] or {})) for r in rows]
+        return cursor, out
+
+    def _save_cursor(self, event_id: int, now: datetime) -> None:
+        with self.ws.db.write() as s:
+            row = s.get(AutomationCursorRow, CURSOR, with_for_update=True)
+            if row is None:
+                s.add(AutomationCursorRow(name=CURSOR, event_id=event_id, updated_at=now))
+            elif event_id > row.event_id:
+                row.event_id = event_id
+                row.updated_at = now
+
+    def _schedule_due(self, endpoint: str, trigger: str, expr: str, now: datetime) -> bool:
+        """Whether the schedule fired since it was last considered; marks it considered."""
+        cron = parse_cron(expr)
+        key = f"{trigger}_last"
+        with self.ws.db.write() as s:
+            row = s.execute(
+                select(AutomationPolicyRow)
+                .where(AutomationPolicyRow.endpoint == endpoint)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if row is None:
+                return False
+            state = dict(row.state or {})
+            last = state.get(key)
+            last_at = datetime.fromisoformat(last) if last else None
+            if last_at is None:  # a new schedule starts counting now
+                state[key] = now.isoformat()
+                row.state = state
+                return False
+            if not cron.due(last_at, now):
+                return False
+            state[key] = now.isoformat()
+            row.state = state
+            return True
+
+    def situation(self, endpoint: str, model: str | None, now: datetime) -> Situation:
+        with self.ws.db.read() as s:
+            running = select(func.count()).where(PipelineRunRow.status == "running")
+            total = s.execute(running).scalar_one()
+            here = s.execute(running.where(PipelineRunRow.endpoint == endpoint)).scalar_one()
+            last = s.execute(
+                select(func.max(PipelineRunRow.started_at)).where(
+                    PipelineRunRow.endpoint == endpoint
+                )
+            ).scalar_one_or_none()
+            active = s.execute(
+                select(RolloutRow.id).where(RolloutRow.active_endpoint == endpoint)
+            ).scalar_one_or_none()
+        if last is not None and last.tzinfo is None:
+            from datetime import UTC
+
+            last = last.replace(tzinfo=UTC)
+        previous = None
+        if model is not None:
+            with contextlib.suppress(LockgateError):
+                moves = self.ws.registry.alias_history(model, "champion")
+                for move in reversed(moves):
+                    if move.action == "move" and move.from_version is not None:
+                        previous = move.from_version
+                        break
+        return Situation(
+            now=now,
+            has_pipeline=model is not None and self.pipelines.find(model) is not None,
+            running_here=int(here),
+            running_total=int(total),
+            last_start=last,
+            active_rollout=int(active) if active is not None else None,
+            previous_champion=previous,
+        )
+
+    def _apply(
+        self,
+        policy: AutomationPolicy,
+        trigger: str,
+        now: datetime,
+        detail: dict[str, Any],
+        *,
+        cursor: int | None = None,
+    ) -> Decision:
+        model: str | None = None
+        with contextlib.suppress(NotFoundError):
+            model = self.ws.endpoints.get(policy.endpoint).model
+        sit = self.situation(policy.endpoint, model, now)
+        decision = decide(policy, trigger, sit, {**detail, "model": model})
+        if decision.taken and decision.action in ("retrain", "online") and model is not None:
+            spec = self._spec(model, policy.endpoint, decision.action)
+            if spec is None:
+                decision = Decision(
+                    policy.endpoint, trigger, decision.action, False,
+                    "the endpoint's model has no pipeline", decision.detail,
+                )  # fmt: skip
+        self._record(decision, now)
+        if not decision.taken:
+            log.info("automation on %s: %s skipped (%s)", policy.endpoint, trigger, decision.reason)
+            return decision
+        log.warning("automation on %s: %s -> %s", policy.endpoint, trigger, decision.action)
+        if decision.action == "rollback":
+            self._rollback(policy.endpoint, model, decision)
+        elif model is not None:
+            spec = self._spec(model, policy.endpoint, decision.action)
+            assert spec is not None
+            self.start_run(spec, {"type": trigger, **decision.detail})
+        return decision
+
+    def _spec(self, model: str, endpoint: str, action: str) -> PipelineSpec | None:
+        spec = self.pipelines.find(model)
+        if action == "online":
+            base = spec.to_dict() if spec else {"model": model, "endpoint": endpoint}
+            return PipelineSpec.from_dict({**base, "entry": ONLINE_ENTRY, "schedule": None})
+        return spec
+
+    def _record(self, decision: Decision, now: datetime) -> None:
+        with self.ws.db.write() as s:
+            record_event(
+                self.ws.db, s, kind="automation.decision", subject=decision.endpoint,
+                actor=AUTOMATION_ACTOR, at=now, payload=decision.to_dict(),
+            )  # fmt: skip
+
+    def _rollback(self, endpoint: str, model: str | None, decision: Decision) -> None:
+        reason = f"automation: {decision.trigger} alert ({decision.detail.get('monitor')})"
+        try:
+            if "rollout" in decision.detail:
+                from lockgate.rollout.service import RolloutService
+
+                RolloutService(self.ws).abort(endpoint, reason=reason)
+            elif model is not None and "to_version" in decision.detail:
+                version = int(decision.detail["to_version"])
+                self.ws.endpoints.deploy(model, version=version, endpoint=endpoint, reason=reason)
+                self.ws.registry.set_alias(model, "champion", version, reason=reason)
+        except LockgateError as exc:
+            log.error("automation on %s: rollback failed: %s", endpoint, exc.message)
+            with self.ws.db.write() as s:
+                record_event(
+                    self.ws.db, s, kind="automation.action_failed", subject=endpoint,
+                    actor=AUTOMATION_ACTOR, at=self.clock.now(),
+                    payload={"action": "rollback", "error": exc.message},
+                )  # fmt: skip
+
+    # -- runs -------------------------------------------------------------------------------
+    def start_run(self, spec: PipelineSpec, trigger: dict[str, Any]) -> int:
+        """Record a run now and run it in a background thread; returns the run id."""
+        parent = self.runner.parent(spec)
+        run_id = self.runner.begin(spec, trigger, parent.version if parent else None, spec.timeout)
+        t = threading.Thread(
+            target=self._work, args=(spec, trigger, run_id), name=f"lockgate-run-{run_id}",
+            daemon=True,
+        )  # fmt: skip
+        with self._lock:
+            self._threads.add(t)
+        t.start()
+        return run_id
+
+    def _work(self, spec: PipelineSpec, trigger: dict[str, Any], run_id: int) -> None:
+        outcome: RunOutcome | None = None
+        try:
+            outcome = self.runner.run(spec.model, trigger=trigger, spec=spec, run_id=run_id)
+        except Exception as exc:  # bad input found late: the run must not stay "running"
+            log.exception("pipeline run %s failed to start", run_id)
+            outcome = RunOutcome(run_id, spec.model, "failed", trigger, error=str(exc))
+            with contextlib.suppress(Exception):
+                self.runner._finish(outcome)
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def running(self) -> int:
+        with self._lock:
+            return sum(t.is_alive() for t in self._threads)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for this process's runs (tests and shutdown)."""
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
+            t.join(timeout)
+
+    def _reap(self, now: datetime) -> None:
+        """Mark failed the runs still ``running`` past their deadline (a dead process)."""
+        with self._lock:
+            mine = {t.name for t in self._threads if t.is_alive()}
+        with self.ws.db.write() as s:
+            stale = s.execute(
+                select(PipelineRunRow)
+                .where(PipelineRunRow.status == "running", PipelineRunRow.deadline_at < now)
+                .with_for_update()
+            ).scalars()
+            for row in stale:
+                if f"lockgate-run-{row.id}" in mine:
+                    continue
+                row.status = "failed"
+                row.finished_at = now
+                row.error = "abandoned: the process running it stopped before it finished"
+                record_event(
+                    self.ws.db, s, kind="pipeline.finished", subject=row.model,
+                    actor=AUTOMATION_ACTOR, at=now,
+                    payload={"run": row.id, "model": row.model, "status": "failed",
+                             "error": row.error},
+                )  # fmt: skip
+
+
+_BY_CONTROLLER: weakref.WeakKeyDictionary[Any, AutomationService] = weakref.WeakKeyDictionary()
+
+
+def automation_for(controller: Any) -> AutomationService:
+    """The automation service of a rollout controller (one per controller, made on first
+    use with the controller's workspace, prediction log, feedback and clock)."""
+    service = _BY_CONTROLLER.get(controller)
+    if service is None:
+        service = AutomationService(
+            controller.ws,
+            predlog=controller.predlog,
+            feedback=controller.feedback,
+            clock=controller.clock,
+        )
+        _BY_CONTROLLER[controller] = service
+    return service
+
+
+def tick_controller(controller: Any) -> None:
+    """What the controller calls on each tick while it leads: the policy engine's round.
+    Failures are logged, never raised into the controller's loop."""
+    try:
+        automation_for(controller).tick()
+    except Exception:
+        log.exception("automation tick failed")
