@@ -70,6 +70,7 @@ class AutomationService:
         self.pipelines = PipelineStore(ws)
         self.runner = PipelineRunner(ws, predlog=predlog, feedback=feedback)
         self._threads: set[threading.Thread] = set()
+        self._cursor_missing = False
         self._lock = threading.Lock()
 
     # -- policies ---------------------------------------------------------------------------
@@ -161,7 +162,7 @@ class AutomationService:
         self._reap(now)
         policies = {p.endpoint: p for p in self.list_policies()}
         made: list[Decision] = []
-        cursor, events = self._new_events()
+        saved, cursor, events = self._new_events()
         for event_id, endpoint, payload in events:
             trigger = MONITOR_TRIGGERS.get(str(payload.get("kind")))
             policy = policies.get(endpoint)
@@ -172,9 +173,10 @@ class AutomationService:
                     "event": event_id,
                     "value": payload.get("value"),
                 }
-                made.append(self._apply(policy, trigger, now, detail, cursor=event_id))
+                made.append(self._apply(policy, trigger, now, detail))
             cursor = event_id
-        self._save_cursor(cursor, now)
+        if cursor != saved or self._cursor_missing:
+            self._save_cursor(cursor, now)
         for policy in policies.values():
             if not policy.enabled:
                 continue
@@ -184,24 +186,26 @@ class AutomationService:
                     made.append(self._apply(policy, trigger, now, {"cron": expr}))
         return made
 
-    def _new_events(self) -> tuple[int, list[tuple[int, str, dict[str, Any]]]]:
+    def _new_events(self) -> tuple[int, int, list[tuple[int, str, dict[str, Any]]]]:
+        """``(saved cursor, new cursor, monitor.firing events after the saved one)``."""
         with self.ws.db.read() as s:
             row = s.get(AutomationCursorRow, CURSOR)
+            self._cursor_missing = row is None
             if row is None:  # first tick: start from the present, do not replay history
                 top = s.execute(select(func.max(EventRow.id))).scalar_one_or_none() or 0
-                return int(top), []
-            cursor = int(row.event_id)
+                return 0, int(top), []
+            saved = cursor = int(row.event_id)
             rows = s.execute(
                 select(EventRow.id, EventRow.subject, EventRow.payload)
                 .where(EventRow.id > cursor, EventRow.kind == "monitor.firing")
                 .order_by(EventRow.id)
                 .limit(_BATCH)
             ).all()
-            if len(rows) < _BATCH:  # nothing newer to look at: move past every event read
-                top = s.execute(select(func.max(EventRow.id))).scalar_one_or_none() or cursor
-                cursor = max(cursor, int(top)) if not rows else cursor
+            if not rows:  # nothing to act on: move past the events appended meanwhile
+                top = s.execute(select(func.max(EventRow.id))).scalar_one_or_none()
+                cursor = max(cursor, int(top or 0))
         out = [(int(r[0]), str(r[1]), dict(r[2] or {})) for r in rows]
-        return cursor, out
+        return saved, cursor, out
 
     def _save_cursor(self, event_id: int, now: datetime) -> None:
         with self.ws.db.write() as s:
@@ -216,6 +220,13 @@ class AutomationService:
         """Whether the schedule fired since it was last considered; marks it considered."""
         cron = parse_cron(expr)
         key = f"{trigger}_last"
+        with self.ws.db.read() as s:
+            state = s.execute(
+                select(AutomationPolicyRow.state).where(AutomationPolicyRow.endpoint == endpoint)
+            ).scalar_one_or_none()
+        seen = (state or {}).get(key)
+        if seen and not cron.due(datetime.fromisoformat(seen), now):
+            return False  # the common case: nothing to write
         with self.ws.db.write() as s:
             row = s.execute(
                 select(AutomationPolicyRow)
@@ -278,8 +289,6 @@ class AutomationService:
         trigger: str,
         now: datetime,
         detail: dict[str, Any],
-        *,
-        cursor: int | None = None,
     ) -> Decision:
         model: str | None = None
         with contextlib.suppress(NotFoundError):
@@ -382,12 +391,12 @@ class AutomationService:
         """Mark failed the runs still ``running`` past their deadline (a dead process)."""
         with self._lock:
             mine = {t.name for t in self._threads if t.is_alive()}
+        due = (PipelineRunRow.status == "running") & (PipelineRunRow.deadline_at < now)
+        with self.ws.db.read() as s:
+            if s.execute(select(func.count()).where(due)).scalar_one() == 0:
+                return
         with self.ws.db.write() as s:
-            stale = s.execute(
-                select(PipelineRunRow)
-                .where(PipelineRunRow.status == "running", PipelineRunRow.deadline_at < now)
-                .with_for_update()
-            ).scalars()
+            stale = s.execute(select(PipelineRunRow).where(due).with_for_update()).scalars()
             for row in stale:
                 if f"lockgate-run-{row.id}" in mine:
                     continue

@@ -236,6 +236,9 @@ class Controller:
                 log.error(
                     "rollout %s on %s: analysis failed: %s", info.id, info.endpoint, exc.message
                 )
+        from lockgate.automation.service import tick_controller
+
+        tick_controller(self)  # policies: alerts and schedules -> retrains, rollbacks
         return result
 
     def _evaluate(self, info: RolloutInfo, until: datetime, result: TickResult) -> None:
