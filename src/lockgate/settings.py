@@ -119,6 +119,29 @@ class Settings(BaseSettings):
         description="How far back the prediction log is searched for the ids of posted "
         "feedback.",
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that signs alert webhooks (HMAC-SHA256 of the body in "
+        "`X-Lockgate-Signature`) for webhooks defined without a secret of their own. Never "
+        "logged or shown.",
+    )
+    webhook_timeout: float = Field(
+        default=5.0, gt=0, le=120, description="Seconds one alert webhook request may take."
+    )
+    webhook_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=20,
+        description="Attempts per alert webhook delivery (on connection errors, timeouts, 408, "
+        "429 and 5xx answers).",
+    )
+    webhook_backoff: float = Field(
+        default=0.5,
+        ge=0,
+        le=60,
+        description="Seconds before the first webhook retry; doubled for each next one (at "
+        "most 30 s).",
+    )
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from lockgate import __version__
-from lockgate.cli import audit, db, models, predictions, serve, validate
+from lockgate.cli import audit, db, drift, models, monitors, predictions, serve, validate
 from lockgate.cli.context import state
 from lockgate.cli.output import console, handle_errors, print_json
 
@@ -27,6 +27,9 @@ app.add_typer(serve.endpoints_app, name="endpoints")
 app.command("server")(serve.server)
 app.command("deploy")(serve.deploy)
 app.command("validate", cls=validate.ValidateCommand)(validate.validate)
+app.add_typer(monitors.app, name="monitors")
+app.command("drift")(drift.drift)
+app.command("quality")(drift.quality)
 app.add_typer(audit.events_app, name="events")
 app.command("kpis")(audit.kpis)
 app.command("card")(audit.card)

@@ -206,6 +206,8 @@ class Controller:
             ws.db, self.clock, name=LEASE_NAME, holder=holder or default_holder(), ttl=lease_ttl
         )
         self.metrics = _Metrics(registry if registry is not None else CollectorRegistry())
+        #: the server's lockgate.monitoring.service.MonitorService, evaluated each tick
+        self.monitors: Any = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -236,6 +238,11 @@ class Controller:
                 log.error(
                     "rollout %s on %s: analysis failed: %s", info.id, info.endpoint, exc.message
                 )
+        if self.monitors is not None:
+            try:  # monitors never hold up the rollouts
+                self.monitors.evaluate_due(self.clock.now())
+            except Exception:
+                log.exception("monitor evaluation failed")
         from lockgate.automation.service import tick_controller
 
         tick_controller(self)  # policies: alerts and schedules -> retrains, rollbacks
