@@ -58,6 +58,7 @@ N_FEATURES = 10
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
 POOL = 64  # distinct request bodies per workload, sent round-robin
 MODEL = "bench"
+LOG_PAIR = ("lockgate", "lockgate-nolog")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,38 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user+system CPU seconds) of a live process."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by ``pid`` and its live descendants (every thread)."""
+    procs: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (st := _stat(int(entry))) is not None:
+            procs[int(entry)] = st
+    tree, total, changed = {pid}, 0.0, True
+    while changed:
+        changed = False
+        for p, (ppid, _) in procs.items():
+            if ppid in tree and p not in tree:
+                tree.add(p)
+                changed = True
+    for p in tree:
+        if p in procs:
+            total += procs[p][1]
+    return total
 
 
 @dataclass
@@ -115,7 +148,8 @@ class System:
 
 
 def wait_ready(system: System, t0: float, timeout: float) -> float:
-    """Poll the ready URL every 5 ms; return seconds from ``t0`` to the first 200."""
+    """Poll the ready URL every 5 ms; return seconds from ``t0`` to the first 200 (and keep
+    the CPU seconds the server had used by then in ``system.info["ready_cpu_s"]``)."""
     deadline = t0 + timeout
     with httpx.Client(timeout=1) as http:
         while time.perf_counter() < deadline:
@@ -127,7 +161,9 @@ def wait_ready(system: System, t0: float, timeout: float) -> float:
                 )
             with suppress(httpx.HTTPError):
                 if http.get(system.ready_url).status_code == 200:
-                    return time.perf_counter() - t0
+                    wall = time.perf_counter() - t0
+                    system.info["ready_cpu_s"] = tree_cpu(system.proc.pid)
+                    return wall
             time.sleep(0.005)
     raise SystemExit(f"{system.name} not ready within {timeout}s; see {system.log}")
 
@@ -420,7 +456,10 @@ class Load:
                 str(w.connections),
                 str(duration),
             ]
+        assert s.proc is not None
+        cpu0 = tree_cpu(s.proc.pid)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+        cpu = tree_cpu(s.proc.pid) - cpu0
         line = next((x for x in out.stdout.splitlines() if x.startswith("WRKJSON ")), None)
         if line is None:
             raise SystemExit(
@@ -437,6 +476,7 @@ class Load:
             "p50_ms": r["p50"] / 1000,
             "p99_ms": r["p99"] / 1000,
             "requests": r["requests"],
+            "cpu_us_req": cpu / max(1, r["requests"]) * 1e6,
         }
 
 
@@ -485,7 +525,8 @@ def summarise(results: dict[tuple[str, str], list[dict[str, float]]]) -> dict[st
     out: dict[str, Any] = {}
     for (sys_name, wl), runs in results.items():
         out.setdefault(wl, {})[sys_name] = {
-            k: med([r[k] for r in runs]) for k in ("req_s", "rows_s", "p50_ms", "p99_ms")
+            k: med([r[k] for r in runs])
+            for k in ("req_s", "rows_s", "p50_ms", "p99_ms", "cpu_us_req")
         }
     return out
 
@@ -517,11 +558,13 @@ def report(
     results: dict[tuple[str, str], list[dict[str, float]]],
     systems: list[str],
     ready: list[float],
+    ready_cpu: list[float],
 ) -> tuple[str, list[tuple[str, bool | None, str]]]:
     summary = summarise(results)
     lines = [
-        "| workload | system | req/s | rows/s | p50 ms | p99 ms | x floor | x MLServer |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| workload | system | req/s | rows/s | p50 ms | p99 ms | server CPU us/req "
+        "| x floor | x MLServer |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for w in WORKLOADS:
         for s in systems:
@@ -532,7 +575,8 @@ def report(
             xm = ratio(results, s, "mlserver", w.name, "rows_s")
             lines.append(
                 f"| {w.name} | {s} | {m['req_s']:,.0f} | {m['rows_s']:,.0f} | {m['p50_ms']:.2f} "
-                f"| {m['p99_ms']:.2f} | {xf:.2f} | {'-' if xm != xm else f'{xm:.2f}'} |"
+                f"| {m['p99_ms']:.2f} | {m['cpu_us_req']:,.0f} | {xf:.2f} "
+                f"| {'-' if xm != xm else f'{xm:.2f}'} |"
             )
     table = "\n".join(lines)
 
@@ -556,7 +600,13 @@ def report(
         (
             "prediction log costs < 5% of throughput",
             check(worst, worst < 0.05),
-            ", ".join(f"{k} {v:+.1%}" for k, v in costs.items()),
+            "throughput lost: "
+            + ", ".join(f"{k} {v:+.1%}" for k, v in costs.items())
+            + "; server CPU per request added: "
+            + ", ".join(
+                f"{w.name} {ratio(results, *LOG_PAIR, w.name, 'cpu_us_req') - 1:+.1%}"
+                for w in WORKLOADS
+            ),
         )
     )
     rd = med(ready)
@@ -564,7 +614,11 @@ def report(
         (
             "time to ready <= 2 s",
             check(rd, rd <= 2.0),
-            f"{rd:.2f} s (runs: " + ", ".join(f"{x:.2f}" for x in ready) + ")",
+            f"{rd:.2f} s wall (runs: "
+            + ", ".join(f"{x:.2f}" for x in ready)
+            + f"); {med(ready_cpu):.2f} s CPU (runs: "
+            + ", ".join(f"{x:.2f}" for x in ready_cpu)
+            + ")",
         )
     )
     return table, t
@@ -585,13 +639,15 @@ def running(systems: list[System]) -> Iterator[None]:
             s.stop()
 
 
-def time_to_ready(home: Path, work: Path, runs: int) -> list[float]:
-    out = []
+def time_to_ready(home: Path, work: Path, runs: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds from process start to /v2/health/ready == 200, per cold start."""
+    wall, cpu = [], []
     for i in range(runs):
         s = lockgate_system(f"ready-{i}", home, work, {})
-        out.append(s.start(timeout=60))
+        wall.append(s.start(timeout=60))
+        cpu.append(s.info["ready_cpu_s"])
         s.stop()
-    return out
+    return wall, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -608,8 +664,9 @@ def main(argv: list[str] | None = None) -> int:
         "--mlserver-parallel-workers",
         type=int,
         default=0,
-        help="MLServer parallel_workers (0: infer in the server process, its fastest "
-        "setting for a small model here; MLServer's own default is 1)",
+        help="MLServer parallel_workers (0: inference in the server process; MLServer's "
+        "default of 1 does not start here: its worker processes call "
+        "asyncio.get_event_loop(), which uvloop 0.23 refuses)",
     )
     p.add_argument("--json", type=Path, help="write all figures to this file")
     p.add_argument("--workdir", type=Path, help="keep models, logs and workspaces here")
@@ -651,10 +708,12 @@ def main(argv: list[str] | None = None) -> int:
     info["peers"] = {s.name: s.info for s in systems if s.info}
 
     ready: list[float] = []
+    ready_cpu: list[float] = []
     if not only or "lockgate" in only:
         print(f"time to ready: {args.ready_runs} cold starts of lockgate server", flush=True)
-        ready = time_to_ready(home, work, args.ready_runs)
-        print("  " + ", ".join(f"{x:.2f} s" for x in ready), flush=True)
+        ready, ready_cpu = time_to_ready(home, work, args.ready_runs)
+        print("  wall " + ", ".join(f"{x:.2f} s" for x in ready), flush=True)
+        print("  cpu  " + ", ".join(f"{x:.2f} s" for x in ready_cpu), flush=True)
 
     load = Load(wrk, work)
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
@@ -678,12 +737,12 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"  {w.name:12} {s.name:18} {r['req_s']:9,.0f} req/s "
                         f"{r['rows_s']:11,.0f} rows/s  p50 {r['p50_ms']:6.2f} ms  "
-                        f"p99 {r['p99_ms']:6.2f} ms",
+                        f"p99 {r['p99_ms']:6.2f} ms  cpu {r['cpu_us_req']:5.0f} us/req",
                         flush=True,
                     )
     info["loadavg_end"] = os.getloadavg()
 
-    table, targets = report(results, [s.name for s in systems], ready)
+    table, targets = report(results, [s.name for s in systems], ready, ready_cpu)
     print()
     print(table)
     print()
@@ -701,6 +760,7 @@ def main(argv: list[str] | None = None) -> int:
                     "summary": summarise(results),
                     "runs": {f"{a}/{b}": v for (a, b), v in results.items()},
                     "ready_s": ready,
+                    "ready_cpu_s": ready_cpu,
                     "targets": [{"target": n, "met": ok, "figure": f} for n, ok, f in targets],
                     "table": table,
                 },
