@@ -36,15 +36,18 @@ def test_latency_ratio_against_the_baseline(client: Client, plugin: Plugin) -> N
     slow = register_lgtest(
         client, "lin", plugin.artifact([1.0, 0.0, 0.0], predict_delay_s=0.05), SAMPLE
     )
+    # The slow candidate sleeps 50 ms per call against a sub-millisecond baseline (>50x), so a
+    # 10x allowance fails it with a wide margin, and leaves room for scheduling noise on a
+    # busy machine when the same model is measured against itself.
     policy = {
-        "gates": [{"type": "latency", "max_ratio": 2.0, "n_single": 20, "n_batch": 3, "warmup": 1}]
+        "gates": [{"type": "latency", "max_ratio": 10.0, "n_single": 20, "n_batch": 9, "warmup": 2}]
     }
     report = client.validate("lin", slow, against="champion", policy=policy)
     gate = report.gate("latency")
     assert gate.status == "fail"
     ratio = next(c for c in gate.checks if c.key == "single_p50_ratio")
-    assert ratio.status == "fail" and ratio.observed > 2.0 and ratio.threshold == 2.0
-    assert f"(lin/{fast})" in ratio.message and "beyond the allowed 2x" in ratio.message
+    assert ratio.status == "fail" and ratio.observed > 10.0 and ratio.threshold == 10.0
+    assert f"(lin/{fast})" in ratio.message and "beyond the allowed 10x" in ratio.message
     assert gate.details["interleaved_with_baseline"] is True
     report = client.validate("lin", fast, against="champion", policy=policy)
     assert report.gate("latency").status == "pass", report.gate("latency").reason
