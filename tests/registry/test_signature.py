@@ -88,3 +88,11 @@ def test_int_values_conform_losslessly(values: list[int]) -> None:
     sig = Signature((ColumnSpec("n", "int32"),))
     out = sig.validate(pd.DataFrame({"n": np.array(values, dtype=np.int64)}))
     assert out["n"].tolist() == values
+
+
+def test_narrowing_float_overflow_refused_not_inf() -> None:
+    sig = Signature((ColumnSpec("x", "float16"),))
+    with pytest.raises(SchemaError, match="outside the float16 range"):
+        sig.validate(pd.DataFrame({"x": [0.5, 1e6]}))
+    out = sig.validate(pd.DataFrame({"x": [0.5, np.inf, np.nan]}))  # inf and NaN stay as sent
+    assert np.isinf(out["x"].iloc[1]) and np.isnan(out["x"].iloc[2])

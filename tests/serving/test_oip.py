@@ -312,11 +312,6 @@ def test_out_of_range_value_is_400_naming_the_input(
     assert_error(infer(http, "alltypes", body), 400, repr(column))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lockgate.registry.signature.conform_column casts float64 to float16/float32 "
-    "without an overflow check: 1e6 becomes inf",
-)
 def test_float_overflow_into_a_narrower_column_is_400(
     http: httpx.Client, shared: SharedServer
 ) -> None:

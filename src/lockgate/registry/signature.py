@@ -304,7 +304,18 @@ def conform_column(spec: ColumnSpec, values: pd.Series | np.ndarray) -> np.ndarr
         return arr
     if expected in _FLOATS:
         if arr.dtype.kind in "iuf":
-            return arr.astype(expected, copy=False)
+            out = arr.astype(expected, copy=False)
+            if out.dtype.itemsize < arr.dtype.itemsize or arr.dtype.kind in "iu":
+                overflow = ~np.isfinite(out) & (np.isfinite(arr) if arr.dtype.kind == "f" else True)
+                if overflow.any():
+                    value = arr[np.flatnonzero(overflow)[0]].item()
+                    raise SchemaError(
+                        f"input {spec.name!r}: value {value!r} is outside the {expected} range",
+                        field=spec.name,
+                        expected=f"values in the {expected} range",
+                        got=value,
+                    )
+            return out
         if arr.dtype.kind == "O":
             conv = _numeric_objects(arr)
             if conv is not None:
