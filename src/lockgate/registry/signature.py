@@ -304,7 +304,8 @@ def conform_column(spec: ColumnSpec, values: pd.Series | np.ndarray) -> np.ndarr
         return arr
     if expected in _FLOATS:
         if arr.dtype.kind in "iuf":
-            out = arr.astype(expected, copy=False)
+            with np.errstate(over="ignore"):  # overflow is detected and reported below
+                out = arr.astype(expected, copy=False)
             if out.dtype.itemsize < arr.dtype.itemsize or arr.dtype.kind in "iu":
                 overflow = ~np.isfinite(out) & (np.isfinite(arr) if arr.dtype.kind == "f" else True)
                 if overflow.any():
