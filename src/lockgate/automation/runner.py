@@ -150,6 +150,8 @@ class PipelineRunner:
         self.pipelines = PipelineStore(ws)
         self._predlog = predlog
         self._feedback = feedback
+        #: who runs are recorded as started by (the policy engine sets its own name)
+        self.actor = ws.actor
 
     @property
     def predlog(self) -> PredictionLog:
@@ -194,12 +196,12 @@ class PipelineRunner:
                 parent_version=parent,
                 result={},
                 error="",
-                actor=self.ws.actor,
+                actor=self.actor,
             )
             s.add(row)
             s.flush()
             record_event(
-                self.ws.db, s, kind="pipeline.started", subject=spec.model, actor=self.ws.actor,
+                self.ws.db, s, kind="pipeline.started", subject=spec.model, actor=self.actor,
                 at=now,
                 payload={"run": row.id, "model": spec.model, "endpoint": spec.endpoint_name,
                          "entry": spec.entry, "trigger": trigger, "parent_version": parent},
@@ -222,7 +224,7 @@ class PipelineRunner:
         exception; bad input (unknown model or pipeline, unreadable data) raises before a run
         is recorded."""
         spec = spec or self.pipelines.get(model)
-        trigger = trigger or {"type": "manual", "actor": self.ws.actor}
+        trigger = trigger or {"type": "manual", "actor": self.actor}
         timeout = float(timeout if timeout is not None else spec.timeout)
         if not 1 <= timeout <= 86_400:
             raise InvalidInputError.for_field("timeout", "seconds in [1, 86400]", timeout)
@@ -443,7 +445,7 @@ class PipelineRunner:
                 row.result = o.to_dict()
                 row.error = o.error
             record_event(
-                self.ws.db, s, kind="pipeline.finished", subject=o.model, actor=self.ws.actor,
+                self.ws.db, s, kind="pipeline.finished", subject=o.model, actor=self.actor,
                 at=now, payload=o.to_dict(),
             )  # fmt: skip
         (log.info if o.ok else log.warning)(

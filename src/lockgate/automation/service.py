@@ -69,6 +69,7 @@ class AutomationService:
         self.clock: Clock = clock or ws.clock
         self.pipelines = PipelineStore(ws)
         self.runner = PipelineRunner(ws, predlog=predlog, feedback=feedback)
+        self.runner.actor = AUTOMATION_ACTOR
         self._threads: set[threading.Thread] = set()
         self._cursor_missing = False
         self._lock = threading.Lock()
