@@ -78,3 +78,51 @@ def iris_like() -> tuple[pd.DataFrame, np.ndarray]:
 def numeric_frame(iris_like: tuple[pd.DataFrame, np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
     X, y = iris_like
     return X[["x1", "x2"]].copy(), y
+
+
+
+#: Test files that do not depend on which database holds the metadata (pure statistics,
+#: codecs, runtimes, the prediction log) or that exercise the data plane's protocol
+#: behaviour, which reads endpoint definitions once. They run on the SQLite pass only; every
+#: other test also runs on the PostgreSQL pass.
+DATABASE_INDEPENDENT = (
+    "tests/test_docs.py",
+    "tests/test_import_direction.py",
+    "tests/alerts/",
+    "tests/audit/test_audit_imports.py",
+    "tests/cli/test_predictions_cli.py",
+    "tests/gates/test_fairness_metrics.py",
+    "tests/monitoring/",
+    "tests/monitoring_service/test_quality.py",
+    "tests/monitoring_service/test_report_html.py",
+    "tests/registry/test_signature.py",
+    "tests/rollout/test_abtest_analysis.py",
+    "tests/rollout/test_imports.py",
+    "tests/rollout/test_policy_router.py",
+    "tests/rollout/test_state.py",
+    "tests/runtimes/",
+    "tests/serving/test_oip.py",
+    "tests/serving/test_mlflow.py",
+    "tests/serving/test_batching.py",
+    "tests/serving/test_metrics.py",
+    "tests/store/",
+)
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass (LOCKGATE_TEST_DATABASE_URL set), deselect the
+    database-independent files listed above; they ran on the SQLite pass."""
+    if not PG_URL:
+        return
+    keep: list[pytest.Item] = []
+    skipped: list[pytest.Item] = []
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(_ROOT).as_posix()
+        independent = any(
+            rel == p or (p.endswith("/") and rel.startswith(p)) for p in DATABASE_INDEPENDENT
+        )
+        (skipped if independent else keep).append(item)
+    if skipped:
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = keep
