@@ -10,6 +10,7 @@ from rich.console import Console
 
 from lockgate import __version__
 from lockgate.cli import audit, db, drift, models, monitors, predictions, serve, validate
+from lockgate.cli import pipeline as pipeline_cli
 from lockgate.cli.context import state
 from lockgate.cli.output import console, handle_errors, print_json
 
@@ -34,6 +35,8 @@ app.add_typer(audit.events_app, name="events")
 app.command("kpis")(audit.kpis)
 app.command("card")(audit.card)
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(pipeline_cli.app, name="pipeline")
+app.add_typer(pipeline_cli.policies_app, name="policies")
 
 
 def _version(value: bool) -> None:
