@@ -19,6 +19,10 @@ from lockgate.settings import Settings
 from lockgate.workspace import Workspace
 
 if TYPE_CHECKING:
+    from lockgate.feedback import FeedbackResult
+    from lockgate.rollout.service import RolloutInfo
+
+if TYPE_CHECKING:
     from lockgate.gates.policy import GatePolicy
     from lockgate.gates.report import ValidationReport
 
@@ -151,6 +155,62 @@ class Client:
         from lockgate.audit.service import AuditService
 
         return AuditService(self.workspace).card(model, version)
+
+    # rollouts and feedback ----------------------------------------------------------------
+    def start_rollout(self, endpoint: str, candidate: int, **options: Any) -> RolloutInfo:
+        """Roll ``candidate`` out on ``endpoint``: ``strategy`` (shadow, canary, ab,
+        shadow-then-canary), ``steps``, ``interval``, ``max_failures``, ``ab_weights``,
+        ``shadow_percent``, ``key_column``, ``analysis`` (thresholds), ``reason``."""
+        from lockgate.rollout.service import RolloutService
+
+        return RolloutService(self.workspace).start(endpoint, candidate, **options)
+
+    def rollout_status(self, endpoint: str) -> RolloutInfo:
+        """The active rollout of ``endpoint`` (else its latest), with its history."""
+        from lockgate.rollout.service import RolloutService
+
+        return RolloutService(self.workspace).status(endpoint)
+
+    def rollouts(self, endpoint: str | None = None, *, active: bool = False) -> list[RolloutInfo]:
+        from lockgate.rollout.service import RolloutService
+
+        return RolloutService(self.workspace).list_rollouts(endpoint=endpoint, active=active)
+
+    def pause_rollout(self, endpoint: str, *, reason: str = "") -> RolloutInfo:
+        from lockgate.rollout.service import RolloutService
+
+        return RolloutService(self.workspace).pause(endpoint, reason=reason)
+
+    def resume_rollout(self, endpoint: str, *, reason: str = "") -> RolloutInfo:
+        from lockgate.rollout.service import RolloutService
+
+        return RolloutService(self.workspace).resume(endpoint, reason=reason)
+
+    def promote_rollout(self, endpoint: str, *, reason: str = "") -> RolloutInfo:
+        from lockgate.rollout.service import RolloutService
+
+        return RolloutService(self.workspace).promote(endpoint, reason=reason)
+
+    def abort_rollout(self, endpoint: str, *, reason: str = "") -> RolloutInfo:
+        from lockgate.rollout.service import RolloutService
+
+        return RolloutService(self.workspace).abort(endpoint, reason=reason)
+
+    def send_feedback(self, endpoint: str, items: Any) -> FeedbackResult:
+        """Ground truth for served predictions: up to 10,000 items ``{"id", "value",
+        "metrics"?}`` (or a DataFrame with ``id`` and ``value`` columns, other numeric
+        columns being business metrics). Unknown ids come back in ``unknown_ids``."""
+        from lockgate.feedback import FeedbackService, frame_items
+
+        if isinstance(items, pd.DataFrame):
+            items = frame_items(items)
+        return FeedbackService(self.workspace).send(endpoint, items)
+
+    def quality(self, endpoint: str, **window: Any) -> list[dict[str, Any]]:
+        """Live quality per version and role from feedback joined to the prediction log."""
+        from lockgate.feedback import FeedbackService
+
+        return FeedbackService(self.workspace).quality(endpoint, **window)
 
     def close(self) -> None:
         self.workspace.close()

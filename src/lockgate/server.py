@@ -50,8 +50,14 @@ def build(settings: Settings | None = None, *, workspace: Workspace | None = Non
         else None
     )
     plane = DataPlane(
-        ws, predlog=predlog, metrics=ServingMetrics(registry), poll_interval=settings.poll_interval
+        ws,
+        predlog=predlog,
+        metrics=ServingMetrics(registry),
+        poll_interval=settings.poll_interval,
+        shadow_workers=settings.shadow_workers,
+        shadow_queue=settings.shadow_queue,
     )
+    controller = _controller(settings, ws, predlog, plane, registry)
 
     async def startup() -> None:
         if predlog is not None:
@@ -59,22 +65,52 @@ def build(settings: Settings | None = None, *, workspace: Workspace | None = Non
         else:
             log.warning("prediction log off (LOCKGATE_LOG_PREDICTIONS=false): nothing recorded")
         await plane.start()
+        await controller.start()
         log.info("lockgate ready: %d endpoint(s)", len(plane.endpoints()))
 
     async def shutdown() -> None:
+        await controller.stop()
         await plane.stop()
         if predlog is not None:
             await asyncio.to_thread(predlog.close)
         ws.close()
 
+    api = create_api(ws, plane)
+    api.state.controller = controller
     app = LockgateApp(
-        api=create_api(ws, plane),
+        api=api,
         dataplane=DataPlaneApp(plane),
         registry=registry,
         on_startup=[startup],
         on_shutdown=[shutdown],
     )
     return Server(settings, ws, registry, plane, app, predlog)
+
+
+def _controller(
+    settings: Settings,
+    ws: Workspace,
+    predlog: Any,
+    plane: DataPlane,
+    registry: CollectorRegistry,
+) -> Any:
+    """The rollout controller: reads this server's prediction log (or the folder, when this
+    server does not record), applies its decisions here at once through ``plane.sync``."""
+    from lockgate.feedback import FeedbackService
+    from lockgate.rollout.controller import Controller
+    from lockgate.store.predlog import PredictionLog
+
+    reader = predlog if predlog is not None else PredictionLog(settings.predictions_dir)
+    return Controller(
+        ws,
+        predlog=reader,
+        feedback=FeedbackService(ws, reader),
+        interval=settings.controller_interval,
+        lease_ttl=settings.controller_lease_ttl,
+        lag=settings.log_flush_interval + 0.5,
+        registry=registry,
+        on_change=plane.sync,
+    )
 
 
 def run(

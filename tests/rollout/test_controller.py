@@ -222,3 +222,16 @@ def test_lease_has_exactly_one_holder(fc: Client, plog: PredictionLog, clock: Fa
     assert a.tick().leader
     kinds = [e.payload["holder"] for e in fc.events(kind="controller.leader")]
     assert kinds == ["a", "b", "a"]
+
+
+def test_a_deleted_endpoint_ends_its_rollout(
+    fc: Client, plog: PredictionLog, clock: FakeClock
+) -> None:
+    svc = RolloutService(fc.workspace)
+    svc.start("iris", 2, analysis=FAST)
+    fc.workspace.endpoints.delete("iris", reason="gone")
+    controller(fc, plog, clock).tick()
+    info = svc.status("iris")
+    assert info.state.phase == "aborted"
+    assert info.history[-1].actor == "lockgate-controller"
+    assert "endpoint was deleted" in info.history[-1].reason

@@ -58,6 +58,18 @@ def test_failures_roll_back_at_the_threshold_and_inconclusive_holds() -> None:
     assert policy_for(plan, second.after, 1, 2) == TrafficPolicy(primary=1)
 
 
+def test_windows_are_contiguous_and_a_new_step_starts_when_its_policy_does() -> None:
+    plan = RolloutPlan("canary", steps=(10, 50, 100), max_failures=3)
+    s = start(plan, T0).after
+    now = T0 + timedelta(seconds=61)
+    end = now - timedelta(seconds=1)  # the log's lag: the window read ended here
+    failed = after_analysis(plan, s, "failed", now, "x", window_end=end).after
+    assert failed.window_start == end  # nothing between the two windows is skipped
+    assert failed.due_at(plan) == end + timedelta(seconds=60)
+    advanced = after_analysis(plan, failed, "successful", now, window_end=end).after
+    assert advanced.step == 1 and advanced.step_started_at == advanced.window_start == now
+
+
 def test_shadow_then_canary_and_ab_policies() -> None:
     plan = RolloutPlan("shadow-then-canary", steps=(10, 100), shadow_percent=50)
     s = start(plan, T0).after

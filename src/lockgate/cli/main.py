@@ -9,7 +9,18 @@ import typer
 from rich.console import Console
 
 from lockgate import __version__
-from lockgate.cli import audit, db, drift, models, monitors, predictions, serve, validate
+from lockgate.cli import (
+    audit,
+    db,
+    drift,
+    feedback,
+    models,
+    monitors,
+    predictions,
+    rollout,
+    serve,
+    validate,
+)
 from lockgate.cli import pipeline as pipeline_cli
 from lockgate.cli.context import state
 from lockgate.cli.output import console, handle_errors, print_json
@@ -25,6 +36,8 @@ app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
 app.add_typer(predictions.app, name="predictions")
 app.add_typer(serve.endpoints_app, name="endpoints")
+app.add_typer(rollout.app, name="rollout")
+app.command("feedback")(feedback.feedback)
 app.command("server")(serve.server)
 app.command("deploy")(serve.deploy)
 app.command("validate", cls=validate.ValidateCommand)(validate.validate)

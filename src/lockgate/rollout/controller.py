@@ -223,10 +223,17 @@ class Controller:
         self.metrics.leader.set(1)
         result = TickResult(leader=True)
         until = self.clock.now() - timedelta(seconds=self.lag)
+        active = self.rollouts.active()
+        endpoints = self.ws.endpoints.generations() if active else {}
+        for info in active:
+            if info.endpoint not in endpoints:
+                self._end_orphan(info)
         due = [
             info
-            for info in self.rollouts.active()
-            if not info.state.paused and info.state.due_at(info.plan) <= until
+            for info in active
+            if not info.state.paused
+            and info.state.due_at(info.plan) <= until
+            and info.endpoint in endpoints
         ]
         if due and self.predlog.stats()["running"]:
             with contextlib.suppress(StoreError):  # this server's records, readable now
@@ -247,6 +254,15 @@ class Controller:
 
         tick_controller(self)  # policies: alerts and schedules -> retrains, rollbacks
         return result
+
+    def _end_orphan(self, info: RolloutInfo) -> None:
+        """A rollout whose endpoint was deleted: abort it (there is no traffic to move)."""
+        try:
+            self.rollouts.abort(
+                info.endpoint, reason="the endpoint was deleted", actor=CONTROLLER_ACTOR
+            )
+        except LockgateError as exc:
+            log.error("rollout %s: cannot end it: %s", info.id, exc.message)
 
     def _evaluate(self, info: RolloutInfo, until: datetime, result: TickResult) -> None:
         data, remember = gather(info, self.predlog, self.feedback, until)

@@ -239,28 +239,31 @@ class RolloutService:
         except IntegrityError:  # a concurrent start won the unique active_endpoint
             raise ConflictError(f"endpoint {endpoint!r} already has an active rollout") from None
 
-    def pause(self, endpoint: str, *, reason: str = "") -> RolloutInfo:
-        return self._command(endpoint, "pause", reason)
+    def pause(self, endpoint: str, *, reason: str = "", actor: str | None = None) -> RolloutInfo:
+        return self._command(endpoint, "pause", reason, actor)
 
-    def resume(self, endpoint: str, *, reason: str = "") -> RolloutInfo:
-        return self._command(endpoint, "resume", reason)
+    def resume(self, endpoint: str, *, reason: str = "", actor: str | None = None) -> RolloutInfo:
+        return self._command(endpoint, "resume", reason, actor)
 
-    def promote(self, endpoint: str, *, reason: str = "") -> RolloutInfo:
+    def promote(self, endpoint: str, *, reason: str = "", actor: str | None = None) -> RolloutInfo:
         """Send all traffic to the candidate and move ``champion`` to it, now."""
-        return self._command(endpoint, "promote", reason)
+        return self._command(endpoint, "promote", reason, actor)
 
-    def abort(self, endpoint: str, *, reason: str = "") -> RolloutInfo:
+    def abort(self, endpoint: str, *, reason: str = "", actor: str | None = None) -> RolloutInfo:
         """Send all traffic back to the baseline at once and end the rollout."""
-        return self._command(endpoint, "abort", reason)
+        return self._command(endpoint, "abort", reason, actor)
 
-    def _command(self, endpoint: str, cmd: Command, reason: str) -> RolloutInfo:
+    def _command(
+        self, endpoint: str, cmd: Command, reason: str, actor: str | None = None
+    ) -> RolloutInfo:
+        """Apply a command as ``actor`` (default: the workspace's actor)."""
         validate_name(endpoint, "endpoint")
         now = self.ws.clock.now()
         with self.ws.db.write() as s:
             row = self._latest_row(s, endpoint, lock=True)
             plan = RolloutPlan.from_dict(row.plan)
             tr = command(plan, RolloutState.from_dict(row.state), cmd, now)
-            self._record(s, row, plan, tr, self.ws.actor, now, reason=reason)
+            self._record(s, row, plan, tr, actor or self.ws.actor, now, reason=reason)
             return self._info(row, history=self._history(s, row.id))
 
     # -- the controller's path ---------------------------------------------------------
@@ -286,9 +289,14 @@ class RolloutService:
                 return None
             plan = RolloutPlan.from_dict(row.plan)
             state = RolloutState.from_dict(row.state)
-            end = window_end or now
             tr = after_analysis(
-                plan, state, analysis.outcome, end, analysis.reason, baseline=baseline
+                plan,
+                state,
+                analysis.outcome,
+                now,
+                analysis.reason,
+                baseline=baseline,
+                window_end=window_end,
             )
             row.analysis = {"at": now.isoformat(), **analysis.to_dict()}
             self._record(s, row, plan, tr, actor, now, analysis=analysis.to_dict())

@@ -275,10 +275,15 @@ def after_analysis(
     reason: str = "",
     *,
     baseline: dict[str, float] | None = None,
+    window_end: datetime | None = None,
 ) -> Transition:
     """The transition an analysis outcome leads to. ``baseline`` figures worth remembering
-    (error rate and p99 of a window with enough baseline rows) are kept in the state."""
+    (error rate and p99 of a window with enough baseline rows) are kept in the state. The
+    analysed window ended at ``window_end`` (default ``now``): after a failure the next
+    window starts there, so no record is skipped; a new stage starts at ``now``, when its
+    traffic policy takes effect."""
     _require_active(state, "be analysed")
+    end = window_end or now
     seen = replace(
         state,
         analyses=state.analyses + 1,
@@ -286,20 +291,20 @@ def after_analysis(
         remembered={**state.remembered, **(baseline or {})},
     )
     if state.paused:
-        return Transition("hold", state, replace(seen, window_start=now), "paused: " + reason)
+        return Transition("hold", state, replace(seen, window_start=end), "paused: " + reason)
     if outcome == "inconclusive":  # keep the window growing until there is enough data
         return Transition("hold", state, seen, reason or "inconclusive")
     if outcome == "failed":
         failures = state.failures + 1
         if failures >= plan.max_failures:
-            after = replace(seen, phase="rolled_back", failures=failures, window_start=now)
+            after = replace(seen, phase="rolled_back", failures=failures, window_start=end)
             return Transition(
                 "rollback",
                 state,
                 after,
                 f"{failures} failed analyses (max {plan.max_failures}): {reason}",
             )
-        after = replace(seen, failures=failures, window_start=now)
+        after = replace(seen, failures=failures, window_start=end)
         return Transition(
             "hold", state, after, f"failed analysis {failures} of {plan.max_failures}: {reason}"
         )

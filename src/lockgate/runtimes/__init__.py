@@ -7,6 +7,7 @@ Third-party runtimes register under the ``lockgate.runtimes`` entry point group
 from __future__ import annotations
 
 import importlib
+import os
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -28,12 +29,37 @@ BUILTIN_RUNTIMES: dict[str, str] = {
 }
 
 
+#: runtimes registered in this process by :func:`register_runtime`
+_REGISTERED: dict[str, str] = {}
+#: more runtimes for a process without installing a package: ``flavor=module:Class`` pairs
+#: separated by commas (documented in docs/settings.md and docs/runtimes.md)
+RUNTIMES_ENV = "LOCKGATE_RUNTIMES"
+
+
 @cache
 def _all_specs() -> dict[str, str]:
     specs = dict(BUILTIN_RUNTIMES)
     for ep in entry_points(group="lockgate.runtimes"):
         specs.setdefault(ep.name, ep.value)
+    for pair in filter(None, (p.strip() for p in os.environ.get(RUNTIMES_ENV, "").split(","))):
+        flavor, _, spec = pair.partition("=")
+        specs.setdefault(flavor.strip(), spec.strip())
+    for flavor, spec in _REGISTERED.items():
+        specs.setdefault(flavor, spec)
     return specs
+
+
+def register_runtime(flavor: str, spec: str) -> None:
+    """Make ``flavor`` load with the Runtime class at ``spec`` (``"module:Class"``) in this
+    process, as a ``lockgate.runtimes`` entry point would; built-in and installed flavors win.
+    A server process gets the same from ``LOCKGATE_RUNTIMES=flavor=module:Class``."""
+    if not isinstance(flavor, str) or not flavor.isidentifier():
+        raise InvalidInputError.for_field("flavor", "an identifier", flavor)
+    module, _, attr = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if not module or not attr:
+        raise InvalidInputError.for_field("spec", "'package.module:RuntimeClass'", spec)
+    _REGISTERED[flavor] = spec
+    _all_specs.cache_clear()
 
 
 def available_flavors() -> list[str]:

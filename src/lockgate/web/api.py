@@ -22,6 +22,7 @@ from lockgate.serving.dataplane import DataPlane, describe, status_of
 from lockgate.web.api_audit import create_audit_router
 from lockgate.web.api_automation import create_automation_router
 from lockgate.web.api_monitoring import create_monitoring_router
+from lockgate.web.api_rollouts import create_rollouts_router
 from lockgate.workspace import Workspace
 
 
@@ -180,4 +181,5 @@ def create_api(ws: Workspace, plane: DataPlane | None = None) -> FastAPI:
     api.include_router(create_audit_router(ws, plane))
     api.include_router(create_monitoring_router(ws, plane))
     api.include_router(create_automation_router(ws, plane))
+    api.include_router(create_rollouts_router(ws, plane))
     return api
