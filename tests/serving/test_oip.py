@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 import tritonclient.http as triton
@@ -499,14 +500,61 @@ def test_tritonclient_sees_errors(
     assert info.value.status() == "404"
 
 
-def test_tritonclient_binary_tensors_are_refused_clearly(
-    triton_client: triton.InferenceServerClient,
+def test_tritonclient_defaults_send_binary_tensors(
+    triton_client: triton.InferenceServerClient, shared: SharedServer
 ) -> None:
-    """tritonclient's default binary_data=True uses the binary tensor extension, which the
-    server does not implement: a 400 that says so, not a JSON parse error."""
-    t = triton.InferInput("input-0", [1, 3], "FP64")
-    t.set_data_from_numpy(np.array([[0.1, 0.2, 0.3]]))
-    with pytest.raises(InferenceServerException) as info:
-        triton_client.infer("iris", [t])
-    assert info.value.status() == "400"
-    assert "binary tensor data extension" in info.value.message()
+    """tritonclient's defaults (binary_data=True, no requested outputs) use the binary tensor
+    data extension; the server decodes it and the answer is the model's own predictions."""
+    rows, expected = iris_rows(shared, n=40, start=10)
+    t = triton.InferInput("input-0", [40, 3], "FP64")
+    t.set_data_from_numpy(rows.to_numpy())
+    result = triton_client.infer("iris", [t])
+    np.testing.assert_array_equal(result.as_numpy("prediction"), np.asarray(expected))
+    rows, expected = alltypes_rows(shared, n=30)
+    inputs = []
+    for name, datatype in ALLTYPES.items():
+        values = rows[name].to_numpy()
+        x = triton.InferInput(name, [len(rows)], datatype)
+        x.set_data_from_numpy(values.astype(object) if datatype == "BYTES" else values)
+        inputs.append(x)
+    result = triton_client.infer("alltypes", inputs)
+    np.testing.assert_array_equal(result.as_numpy("prediction"), np.asarray(expected))
+
+
+def test_binary_tensor_sizes_are_checked(http: httpx.Client) -> None:
+    header = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [1, 3],
+                "datatype": "FP64",
+                "parameters": {"binary_data_size": 24},
+            }
+        ]
+    }
+    head = orjson.dumps(header)
+    ok = np.array([[0.1, 0.2, 0.3]], dtype="<f8").tobytes()
+    r = http.post(
+        "/v2/models/iris/infer",
+        content=head + ok,
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
+    assert r.status_code == 200, r.text
+    r = http.post(
+        "/v2/models/iris/infer",
+        content=head + ok[:16],
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
+    assert r.status_code == 400 and "binary_data_size" in r.json()["error"]
+    r = http.post(
+        "/v2/models/iris/infer",
+        content=head + ok + b"xx",
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
+    assert r.status_code == 400 and "binary tensor data" in r.json()["error"]
+    r = http.post(
+        "/v2/models/iris/infer",
+        content=head + ok,
+        headers={"Inference-Header-Content-Length": "nope"},
+    )
+    assert r.status_code == 400 and "Inference-Header-Content-Length" in r.json()["error"]

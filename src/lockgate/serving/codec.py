@@ -79,7 +79,19 @@ class OipRequest:
     outputs: list[str] | None
 
 
-def decode_oip(body: bytes) -> OipRequest:
+def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
+    """Decode an OIP inference request. With ``header_length`` (the
+    ``Inference-Header-Content-Length`` header of the binary tensor data extension, which
+    tritonclient uses by default), the body is a JSON header of that many bytes followed by
+    the raw tensor bytes of every input whose ``parameters.binary_data_size`` is set."""
+    binary: memoryview | None = None
+    if header_length is not None:
+        if not 0 < header_length <= len(body):
+            raise InvalidInputError.for_field(
+                "Inference-Header-Content-Length", f"a length in [1, {len(body)}]", header_length
+            )
+        binary = memoryview(body)[header_length:]
+        body = body[:header_length]
     doc = loads(body)
     if not isinstance(doc, dict):
         raise InvalidInputError.for_field("body", "a JSON object", type(doc).__name__)
@@ -92,7 +104,14 @@ def decode_oip(body: bytes) -> OipRequest:
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInputError.for_field("inputs", "a non-empty list of tensors", inputs)
-    tensors = [_decode_tensor(t, i) for i, t in enumerate(inputs)]
+    offset = [0]
+    tensors = [_decode_tensor(t, i, binary, offset) for i, t in enumerate(inputs)]
+    if binary is not None and offset[0] != len(binary):
+        raise InvalidInputError.for_field(
+            "body",
+            f"{offset[0]} bytes of binary tensor data after the JSON header",
+            f"{len(binary)} bytes",
+        )
     outs = doc.get("outputs")
     wanted = None
     if outs is not None:
@@ -102,7 +121,9 @@ def decode_oip(body: bytes) -> OipRequest:
     return OipRequest(rid, params, tensors, wanted)
 
 
-def _decode_tensor(t: Any, i: int) -> OipTensor:
+def _decode_tensor(
+    t: Any, i: int, binary: memoryview | None = None, offset: list[int] | None = None
+) -> OipTensor:
     where = f"inputs[{i}]"
     if not isinstance(t, dict):
         raise InvalidInputError.for_field(where, "a tensor object", type(t).__name__)
@@ -120,6 +141,10 @@ def _decode_tensor(t: Any, i: int) -> OipTensor:
         raise InvalidInputError.for_field(
             f"{where}.datatype", f"one of {', '.join(OIP_TO_NUMPY)}", datatype
         )
+    tparams = t.get("parameters") or {}
+    if isinstance(tparams, dict) and "binary_data_size" in tparams:
+        arr = _binary_tensor(t, tparams["binary_data_size"], datatype, shape, where, binary, offset)
+        return OipTensor(name, shape, datatype, arr.reshape(shape))
     if "data" not in t:
         raise InvalidInputError.for_field(f"{where}.data", "a list of values", None)
     data = t["data"]
@@ -135,6 +160,82 @@ def _decode_tensor(t: Any, i: int) -> OipTensor:
             got=int(arr.size),
         )
     return OipTensor(name, shape, datatype, arr.reshape(shape))
+
+
+def _binary_tensor(
+    t: dict[str, Any],
+    size: Any,
+    datatype: str,
+    shape: list[int],
+    where: str,
+    binary: memoryview | None,
+    offset: list[int] | None,
+) -> np.ndarray:
+    """Raw little-endian tensor bytes (BYTES: each element a 4-byte length, then UTF-8)."""
+    if binary is None or offset is None:
+        raise InvalidInputError.for_field(
+            f"{where}.parameters.binary_data_size",
+            "an Inference-Header-Content-Length header with binary data",
+            size,
+        )
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise InvalidInputError.for_field(
+            f"{where}.parameters.binary_data_size", "a non-negative int", size
+        )
+    start = offset[0]
+    if start + size > len(binary):
+        raise InvalidInputError.for_field(
+            f"{where}.parameters.binary_data_size",
+            f"at most the {len(binary) - start} bytes left in the body",
+            size,
+        )
+    chunk = binary[start : start + size]
+    offset[0] = start + size
+    count = math.prod(shape)
+    if datatype == "BYTES":
+        values: list[str] = []
+        pos = 0
+        raw = bytes(chunk)
+        while pos < len(raw):
+            if pos + 4 > len(raw):
+                raise InvalidInputError.for_field(
+                    f"{where}.data", "length-prefixed strings", "a truncated length prefix"
+                )
+            n = int.from_bytes(raw[pos : pos + 4], "little")
+            item = raw[pos + 4 : pos + 4 + n]
+            if len(item) != n:
+                raise InvalidInputError.for_field(f"{where}.data", f"{n} bytes", len(item))
+            try:
+                values.append(item.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise InvalidInputError.for_field(
+                    f"{where}.data", "UTF-8 strings", "undecodable bytes"
+                ) from None
+            pos += 4 + n
+        arr = np.asarray(values, dtype=object)
+    else:
+        dtype = np.dtype(OIP_TO_NUMPY[datatype]).newbyteorder("<")
+        if size != count * dtype.itemsize:
+            raise InvalidInputError(
+                f"{where}: binary data has {size} bytes but shape {shape} of {datatype} "
+                f"needs {count * dtype.itemsize}",
+                field=f"{where}.parameters.binary_data_size",
+                expected=count * dtype.itemsize,
+                got=size,
+            )
+        arr = np.frombuffer(chunk, dtype=dtype).astype(dtype.newbyteorder("="), copy=False)
+        if datatype == "BOOL" and arr.size and arr.view(np.uint8).max() > 1:
+            raise InvalidInputError.for_field(
+                f"{where}.data", "bytes 0 or 1 for BOOL", int(arr.view(np.uint8).max())
+            )
+    if arr.size != count:
+        raise InvalidInputError(
+            f"{where}: data has {arr.size} elements but shape {shape} needs {count}",
+            field=f"{where}.data",
+            expected=count,
+            got=int(arr.size),
+        )
+    return arr
 
 
 def _to_array(data: list[Any], datatype: str, where: str) -> np.ndarray:

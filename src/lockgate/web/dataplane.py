@@ -87,17 +87,18 @@ def request_key(scope: Scope) -> str | None:
     return None
 
 
-def refuse_binary_tensors(scope: Scope) -> None:
-    """OIP's binary tensor extension (tritonclient's default) puts raw bytes after the JSON
-    header; say so instead of failing to parse them as JSON."""
-    for name, _ in scope.get("headers") or ():
+def binary_header_length(scope: Scope) -> int | None:
+    """The ``Inference-Header-Content-Length`` of OIP's binary tensor data extension
+    (tritonclient's default): the JSON header's size, raw tensor bytes following it."""
+    for name, value in scope.get("headers") or ():
         if name == b"inference-header-content-length":
-            raise InvalidInputError.for_field(
-                "body",
-                "tensors as JSON (the binary tensor data extension is not supported; "
-                "with tritonclient use set_data_from_numpy(..., binary_data=False))",
-                "binary tensor data",
-            )
+            raw = bytes(value).decode("latin-1").strip()
+            if not raw.isdigit():
+                raise InvalidInputError.for_field(
+                    "Inference-Header-Content-Length", "a byte count", raw
+                )
+            return int(raw)
+    return None
 
 
 def _version_param(raw: str | None) -> int | None:
@@ -167,8 +168,9 @@ class DataPlaneApp:
         name, tail = m["name"], m["tail"]
         version = _version_param(m["version"])
         if tail == "/infer":
-            refuse_binary_tensors(scope)
-            await self._infer(name, version, receive, send, request_key(scope))
+            await self._infer(
+                name, version, receive, send, request_key(scope), binary_header_length(scope)
+            )
             return
         handle = self.plane.handle(name, version)
         if tail == "/ready":
@@ -184,10 +186,16 @@ class DataPlaneApp:
         await respond(send, 200, codec.dumps(meta))
 
     async def _infer(
-        self, name: str, version: int | None, receive: Receive, send: Send, key: str | None
+        self,
+        name: str,
+        version: int | None,
+        receive: Receive,
+        send: Send,
+        key: str | None,
+        header_length: int | None = None,
     ) -> None:
         self.plane.endpoint(name)  # 404 before reading a large body for nothing
-        req = codec.decode_oip(await read_body(receive))
+        req = codec.decode_oip(await read_body(receive), header_length)
         result = await self.plane.infer(
             name,
             lambda sig: codec.oip_batch(req, sig),
