@@ -47,6 +47,7 @@ def run(
     requests: int = 300,
     keep_running: bool = False,
     console: Console | None = None,
+    loop: bool = True,
 ) -> dict[str, Any]:
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
@@ -123,6 +124,8 @@ def run(
         console.print(f"[green]✓[/] server ready at {url} in {time.monotonic() - t0:.2f} s")
         summary["url"] = url
         summary.update(_traffic(url, info.name, requests, console))
+        if loop:
+            summary.update(_closed_loop(home, url, info.name, console))
         _print_tour(console, url, info.name)
         if keep_running:
             console.print("server keeps running; press Ctrl-C to stop it")
@@ -136,6 +139,19 @@ def run(
             except subprocess.TimeoutExpired:
                 proc.kill()
     return summary
+
+
+def _closed_loop(home: Path, url: str, endpoint: str, console: Console) -> dict[str, Any]:
+    """Drift arrives, the alert fires, the pipeline retrains, the candidate passes the gates,
+    goes through shadow and canary and is promoted; then the KPIs and the chain's check."""
+    from lockgate.automation.demo import print_kpis, run_loop
+
+    console.print()
+    console.print("[bold]The closed loop[/] (no human step from here)")
+    with connect(home) as client:
+        loop = run_loop(client.workspace, url, endpoint, console)
+        audit = print_kpis(client.workspace, MODEL, console)
+    return {"loop": loop, **audit}
 
 
 def _traffic(url: str, endpoint: str, n: int, console: Console) -> dict[str, Any]:

@@ -108,6 +108,13 @@ def quickstart(
     keep_running: Annotated[
         bool, typer.Option("--keep-running", help="Leave the server up afterwards.")
     ] = False,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop/--no-loop",
+            help="Then show the closed loop: drift, alert, retrain, gates, rollout (~1 min).",
+        ),
+    ] = True,
     json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Train, register, deploy and serve a model end to end on the embedded workspace."""
@@ -121,6 +128,7 @@ def quickstart(
         requests=requests,
         keep_running=keep_running,
         console=Console(stderr=True) if json else None,
+        loop=loop,
     )
     if json:
         print_json(summary)
