@@ -35,6 +35,8 @@ GATES = {
         {"type": "quality", "metrics": {"roc_auc": {"max_regression": 0.03}}},
     ],
 }
+#: seconds of drifted traffic after which a loop without an alert gives up
+NO_ALERT_AFTER = 60.0
 #: the steps the bar follows: (event kind, extra condition on its payload, label)
 STEPS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("monitor.firing", {}, "drift alert fired"),
@@ -196,6 +198,8 @@ def run_loop(
                 )
                 if failed or rolled_back:
                     break
+                if not reached and time.monotonic() - started > NO_ALERT_AFTER:
+                    break  # the server evaluates no monitor: say so rather than wait
                 time.sleep(0.25)
         finally:
             traffic.stop.set()
@@ -211,7 +215,11 @@ def run_loop(
             f"trained on the drifted traffic (parent v{champion.lineage.get('parent_version')})"
         )
     else:
-        why = (run or {}).get("error") or "not finished in time"
+        why = (run or {}).get("error") or (
+            "no drift alert: the server's controller evaluates no monitor"
+            if not reached
+            else "not finished in time"
+        )
         console.print(f"[yellow]![/] the closed loop stopped after {len(reached)} steps: {why}")
     return {
         "ok": ok,
