@@ -176,9 +176,8 @@ def _explain(client: Client, srv: RunningServer, traffic: DriftedTraffic) -> str
     """What happened, for a failure message: events, runs, traffic and the server's log."""
     lines = [f"sent: {traffic.sent}, failures: {traffic.failures[:3]}"]
     for model in (GOOD, BAD):
-        lines.append(
-            f"{model} events: {[(k, p.get('status') or p.get('reason')) for k, _, p in _kinds(client, {model})]}"
-        )
+        seen = [(k, p.get("status") or p.get("reason")) for k, _, p in _kinds(client, {model})]
+        lines.append(f"{model} events: {[e for e in seen if e[0] != 'feedback.received']}")
         lines.append(f"{model} runs: {_runs(client, model)}")
     lines.append(srv.log()[-3000:])
     return "\n".join(lines)
