@@ -203,8 +203,8 @@ class AutomationService:
                 .limit(_BATCH)
             ).all()
             if not rows:  # nothing to act on: move past the events appended meanwhile
-                top = s.execute(select(func.max(EventRow.id))).scalar_one_or_none()
-                cursor = max(cursor, int(top or 0))
+                newest = s.execute(select(func.max(EventRow.id))).scalar_one_or_none()
+                cursor = max(cursor, int(newest or 0))
         out = [(int(r[0]), str(r[1]), dict(r[2] or {})) for r in rows]
         return saved, cursor, out
 
