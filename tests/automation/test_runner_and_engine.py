@@ -229,3 +229,32 @@ def test_engine_respects_the_concurrency_limit(served: tuple[Client, Path]) -> N
     svc.join(60)
     assert [r["trigger"]["type"] for r in svc.runner.runs("credit")] == ["drift"]
     assert svc.running() == 0
+
+
+def test_online_learning_updates_the_parent_with_partial_fit(
+    client: Client, numeric_frame: tuple[object, object], tmp_path: Path
+) -> None:
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import SGDClassifier
+
+    from lockgate.automation.pipelines import ONLINE_ENTRY
+
+    X, y = numeric_frame
+    assert isinstance(X, pd.DataFrame)
+    sgd = SGDClassifier(loss="log_loss", random_state=0).fit(X, y)
+    client.register_model("sgd", sgd, reference=X.assign(label=y), target="label")
+    client.workspace.endpoints.deploy("sgd", version=1)
+    frame = X.assign(label=y)
+    path = tmp_path / "labels.parquet"
+    frame.to_parquet(path)
+    PipelineStore(client.workspace).set(
+        PipelineSpec(model="sgd", entry=ONLINE_ENTRY, target="label", strategy="none")
+    )
+    out = PipelineRunner(client.workspace).run("sgd", data=path)
+    assert out.status == "validated", out.error
+    assert out.metrics["online_rows"] == float(len(frame) - round(len(frame) * 0.3))
+    v2 = client.load("sgd/2")
+    coef2 = np.asarray(v2.runtime.model_.coef_)
+    assert not np.allclose(coef2, sgd.coef_)  # updated, not refitted from scratch or copied
+    assert client.get_version("sgd/2").lineage["parent_version"] == 1
