@@ -58,6 +58,7 @@ def build(settings: Settings | None = None, *, workspace: Workspace | None = Non
         shadow_queue=settings.shadow_queue,
     )
     controller = _controller(settings, ws, predlog, plane, registry)
+    monitors = _monitors(ws, controller, registry)
 
     async def startup() -> None:
         if predlog is not None:
@@ -70,6 +71,7 @@ def build(settings: Settings | None = None, *, workspace: Workspace | None = Non
 
     async def shutdown() -> None:
         await controller.stop()
+        await asyncio.to_thread(monitors.close)
         await plane.stop()
         if predlog is not None:
             await asyncio.to_thread(predlog.close)
@@ -77,6 +79,7 @@ def build(settings: Settings | None = None, *, workspace: Workspace | None = Non
 
     api = create_api(ws, plane)
     api.state.controller = controller
+    api.state.monitors = monitors
     app = LockgateApp(
         api=api,
         dataplane=DataPlaneApp(plane),
@@ -111,6 +114,18 @@ def _controller(
         registry=registry,
         on_change=plane.sync,
     )
+
+
+def _monitors(ws: Workspace, controller: Any, registry: CollectorRegistry) -> Any:
+    """The monitor service: evaluated by the controller on every tick it leads, over the
+    same prediction log and feedback; its gauges are exported on this server's /metrics."""
+    from lockgate.monitoring.service import MonitorService
+
+    monitors = MonitorService(
+        ws, predlog=controller.predlog, feedback=controller.feedback, registry=registry
+    )
+    controller.monitors = monitors
+    return monitors
 
 
 def run(
