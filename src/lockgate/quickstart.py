@@ -98,11 +98,14 @@ def run(
         port = _free_port(host)
     url = f"http://{host}:{port}"
     env = {**os.environ, "LOCKGATE_HOME": str(home)}
+    # the server's log goes to a file: an unread pipe fills up and stalls the server
+    log_path = home / "quickstart-server.log"
+    server_log = open(log_path, "w")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "lockgate.cli", "server", "--host", host, "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=server_log,
         text=True,
     )
     try:
@@ -111,7 +114,7 @@ def run(
             while True:
                 if proc.poll() is not None:
                     raise RuntimeError(
-                        f"the server exited: {proc.stderr.read() if proc.stderr else ''}"
+                        f"the server exited: {log_path.read_text(errors='replace')[-4000:]}"
                     )
                 try:
                     if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
@@ -138,6 +141,7 @@ def run(
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        server_log.close()
     return summary
 
 
