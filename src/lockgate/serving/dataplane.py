@@ -16,9 +16,10 @@ import functools
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,8 @@ class VersionHandle:
     metrics: VersionMetrics
     batcher: AdaptiveBatcher | None = None
     in_flight: int = 0
+    #: shadow copies queued or running in the shadow pool (changed under the plane's lock)
+    shadows: int = 0
 
     @property
     def signature(self) -> Signature:
@@ -98,7 +101,7 @@ class VersionHandle:
     async def close(self) -> None:
         if self.batcher is not None:
             await self.batcher.close()
-        while self.in_flight:
+        while self.in_flight or self.shadows:
             await asyncio.sleep(0.005)
         await asyncio.to_thread(self.loaded.unload)
 
@@ -160,6 +163,7 @@ class DataPlane:
         self._shadow_pool = ThreadPoolExecutor(shadow_workers, "lockgate-shadow")
         self.shadow_queue = shadow_queue
         self._shadow_backlog = 0
+        self._shadow_lock = threading.Lock()
         self._endpoints: dict[str, EndpointState] = {}
         self._generations: dict[str, int] = {}
         self._watcher: asyncio.Task[None] | None = None
@@ -369,35 +373,39 @@ class DataPlane:
         decode: Callable[[Signature], Batch],
         rid: str,
     ) -> None:
-        """Hand a copy of the request to the shadow thread pool, per sampled shadow."""
-        loop = asyncio.get_running_loop()
+        """Hand a copy of the request to the shadow thread pool, per sampled shadow. A
+        finished copy never wakes the event loop: the counters are shared under a lock."""
         for target in st.route.shadows:
             if target.threshold < BUCKETS and random.randrange(BUCKETS) >= target.threshold:
                 continue
             h = st.handles.get(target.version)
             if h is None:
                 continue
-            if self._shadow_backlog >= self.shadow_queue:
+            with self._shadow_lock:
+                full = self._shadow_backlog >= self.shadow_queue
+                if not full:
+                    self._shadow_backlog += 1
+                    h.shadows += 1
+            if full:
                 self.metrics.shadow_skipped.labels(st.name, str(h.version), "queue_full").inc()
                 continue
-            self._shadow_backlog += 1
-            h.in_flight += 1
             try:
-                fut = loop.run_in_executor(
-                    self._shadow_pool, self._run_shadow, h, batch, sig, decode, rid
-                )
+                fut = self._shadow_pool.submit(self._run_shadow, h, batch, sig, decode, rid)
             except RuntimeError:  # the pool is shut down
-                self._shadow_done(h, None)
+                self._shadow_cancelled(h, None)
                 continue
-            fut.add_done_callback(functools.partial(self._shadow_done, h))
+            fut.add_done_callback(functools.partial(self._shadow_cancelled, h))
 
-    def _shadow_done(self, h: VersionHandle, fut: asyncio.Future[None] | None) -> None:
-        self._shadow_backlog -= 1
-        h.in_flight -= 1
+    def _shadow_release(self, h: VersionHandle) -> None:
+        with self._shadow_lock:
+            self._shadow_backlog -= 1
+            h.shadows -= 1
+
+    def _shadow_cancelled(self, h: VersionHandle, fut: Future[None] | None) -> None:
+        """A copy that never ran (the pool shut down): release it and count it."""
         if fut is None or fut.cancelled():
+            self._shadow_release(h)
             self.metrics.shadow_skipped.labels(h.endpoint, str(h.version), "shutdown").inc()
-        elif fut.exception() is not None:
-            log.error("shadow %s/%s failed: %r", h.endpoint, h.version, fut.exception())
 
     def _run_shadow(
         self,
@@ -409,6 +417,21 @@ class DataPlane:
     ) -> None:
         """In a shadow thread: predict, count and log with role shadow and the primary's
         request id (so the two records of a row share their prediction id)."""
+        try:
+            self._shadow_predict(h, batch, sig, decode, rid)
+        except Exception:  # never let a shadow's failure escape its thread
+            log.exception("shadow %s/%s failed", h.endpoint, h.version)
+        finally:
+            self._shadow_release(h)
+
+    def _shadow_predict(
+        self,
+        h: VersionHandle,
+        batch: Batch,
+        sig: Signature,
+        decode: Callable[[Signature], Batch],
+        rid: str,
+    ) -> None:
         from lockgate.store.predlog import LogBatch
 
         ts = time.time()
