@@ -36,7 +36,16 @@ GATES = {
         {"type": "quality", "metrics": {"roc_auc": {"max_regression": 0.03}}},
     ],
 }
-ANALYSIS = {"min_requests": 30, "min_labels": 30, "min_agreement": 0.6, "output_shift": "warn"}
+#: latency is judged loosely: two trainings and two servers' traffic share a 2-core machine
+#: here, and the rollout tests judge latency on their own
+ANALYSIS = {
+    "min_requests": 30,
+    "min_labels": 30,
+    "min_agreement": 0.6,
+    "output_shift": "warn",
+    "max_latency_ratio": 10.0,
+    "latency_margin_ms": 250.0,
+}
 
 
 def _setup(client: Client, model: str, entry: str) -> None:

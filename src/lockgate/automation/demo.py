@@ -70,6 +70,9 @@ def configure(ws: Workspace, model: str) -> None:
                 "min_labels": 30,
                 "min_agreement": 0.6,
                 "output_shift": "warn",
+                # a laptop trains and serves at once: judge latency loosely in the demo
+                "max_latency_ratio": 10.0,
+                "latency_margin_ms": 250.0,
             },
         ),
         reason="quickstart loop",
