@@ -166,3 +166,31 @@ def test_cli_save_policy_refusal_and_force(
     assert json.loads(r.stdout)["policy_source"] == "saved"
     r = runner.invoke(app, ["deploy", "churn", "--version", "3"], env=env)
     assert r.exit_code == 0, r.stderr
+
+
+def test_rollouts_are_gated_like_deploys(versions: Client, evaluation: pd.DataFrame) -> None:
+    from lockgate.rollout.service import RolloutService
+
+    ws = versions.workspace
+    ws.endpoints.deploy("churn", version=1)
+    ws.gates.set_policy("churn", REQUIRED, reason="gate churn rollouts")
+    rollouts = RolloutService(ws)
+    failed = versions.validate("churn", 2, eval_data=evaluation, target="y")
+    assert failed.status == "fail"
+    with pytest.raises(ConflictError, match="refusing to deploy churn/2"):
+        rollouts.start("churn", 2, strategy="canary")
+    with pytest.raises(ConflictError, match="has not been validated"):
+        rollouts.start("churn", 3, strategy="canary")
+    assert ws.endpoints.get("churn").policy.primary == 1  # nothing changed
+    forced = rollouts.start(
+        "churn",
+        2,
+        strategy="canary",
+        force=True,
+        force_reason="incident 7: try the fix on 5% of traffic",
+    )
+    assert "gates forced: incident 7" in forced.to_dict()["history"][0]["reason"]
+    rollouts.abort("churn", reason="test over")
+    passed = versions.validate("churn", 3, eval_data=evaluation, target="y")
+    assert passed.status == "pass"
+    assert rollouts.start("churn", 3, strategy="canary").candidate == 3

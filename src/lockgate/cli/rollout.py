@@ -87,9 +87,17 @@ def start(
         int | None, typer.Option(help="A/B: labelled samples per arm before a winner.")
     ] = None,
     reason: ReasonOpt = "",
+    force: Annotated[
+        bool, typer.Option("--force", help="Start even if the gates' required policy failed.")
+    ] = False,
+    force_reason: Annotated[
+        str, typer.Option(help="Why the gates are overridden; recorded (needs --force).")
+    ] = "",
     json: JsonOpt = False,
 ) -> None:
-    """Start rolling version CANDIDATE out on ENDPOINT against its current primary."""
+    """Start rolling version CANDIDATE out on ENDPOINT against its current primary. A model
+    whose saved gate policy is required rolls out only versions that passed it, unless
+    --force --force-reason."""
     analysis = {
         k: v
         for k, v in {
@@ -118,6 +126,8 @@ def start(
             key_column=key_column,
             analysis=analysis,
             reason=reason,
+            force=force,
+            force_reason=force_reason,
         )
     _show(info, json, brief=True)
 

@@ -169,11 +169,20 @@ class RolloutService:
         key_column: str | None = None,
         analysis: AnalysisConfig | dict[str, Any] | None = None,
         reason: str = "",
+        force: bool = False,
+        force_reason: str = "",
     ) -> RolloutInfo:
-        """Start rolling ``candidate`` out on ``endpoint`` against its current primary."""
+        """Start rolling ``candidate`` out on ``endpoint`` against its current primary.
+
+        Like a deploy, the candidate must have passed the gates its model's saved policy
+        requires (``lockgate validate``), unless ``force`` with a ``force_reason``, which is
+        recorded in the rollout's reason and event."""
         validate_name(endpoint, "endpoint")
         if not isinstance(candidate, int) or isinstance(candidate, bool) or candidate < 1:
             raise InvalidInputError.for_field("candidate", "a positive version number", candidate)
+        gates = self._authorize(endpoint, candidate, force=force, force_reason=force_reason)
+        if gates.get("forced"):
+            reason = f"{reason} (gates forced: {gates.get('force_reason')})".strip()
         cfg = (
             analysis if isinstance(analysis, AnalysisConfig) else AnalysisConfig.from_dict(analysis)
         )
@@ -238,6 +247,16 @@ class RolloutService:
                 return self._info(row, history=self._history(s, row.id))
         except IntegrityError:  # a concurrent start won the unique active_endpoint
             raise ConflictError(f"endpoint {endpoint!r} already has an active rollout") from None
+
+    def _authorize(
+        self, endpoint: str, candidate: int, *, force: bool, force_reason: str
+    ) -> dict[str, Any]:
+        """The gates' verdict on rolling ``candidate`` out (ConflictError when refused)."""
+        with self.ws.db.read() as s:
+            ep = self._endpoint(s, endpoint)
+            model = s.get_one(ModelRow, ep.model_id).name
+        version = self.ws.registry.get_version(f"{model}/{candidate}")
+        return self.ws.gates.authorize_deploy(version, force=force, force_reason=force_reason)
 
     def pause(self, endpoint: str, *, reason: str = "", actor: str | None = None) -> RolloutInfo:
         return self._command(endpoint, "pause", reason, actor)
