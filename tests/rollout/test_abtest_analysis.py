@@ -97,6 +97,23 @@ def test_latency_relative_absolute_and_remembered() -> None:
     assert analyze(AnalysisConfig(min_requests=50), full).check("latency").verdict == "fail"
 
 
+def test_a_single_spike_is_not_a_slow_candidate() -> None:
+    """Among 20 requests one slow one puts the sample p99 over the limit; that is not
+    significant, so the analysis waits for more rows instead of failing a healthy version."""
+    cfg = AnalysisConfig(min_requests=20)
+    lat = np.full(20, 5.0)
+    lat[7] = 70.0
+    cand = VersionWindow(2, np.full(20, 200, np.int32), lat)
+    res = analyze(cfg, AnalysisInput("canary", _window(1, 400, ms=5), cand))
+    assert res.check("latency").verdict == "inconclusive" and res.outcome == "inconclusive"
+    lat[3] = lat[11] = 70.0  # three of twenty: p < 0.05 that only 1% are over
+    res = analyze(cfg, AnalysisInput("canary", _window(1, 400, ms=5), cand))
+    assert res.check("latency").verdict == "fail"
+    two_errors = VersionWindow(2, np.array([500] * 2 + [200] * 18, np.int32), np.full(20, 5.0))
+    res = analyze(cfg, AnalysisInput("canary", _window(1, 400, ms=5), two_errors))
+    assert res.check("error_rate").verdict == "inconclusive"  # 10% of 20 rows: p = 0.26
+
+
 def test_shadow_agreement_and_numeric_differences() -> None:
     cfg = AnalysisConfig(min_requests=50, min_agreement=0.9, output_shift="off")
     a = RNG.integers(0, 3, 500)

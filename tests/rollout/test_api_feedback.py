@@ -14,7 +14,14 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from tests.rollout.live import register_versions, server_env, serving_weights, status, wait_for
+from tests.rollout.live import (
+    Traffic,
+    register_versions,
+    server_env,
+    serving_weights,
+    status,
+    wait_for,
+)
 from tests.rollout.scripted import ScriptedModel
 from tests.serving.conftest import RunningServer, start_server
 
@@ -146,7 +153,13 @@ def test_ab_is_sticky_and_feedback_decides_it(srv: RunningServer, client: Client
     assert set(by_version) == {1, 2} and all(row["role"] == "arm" for row in q)
     assert by_version[2]["metric.revenue"] > by_version[1]["metric.revenue"]
     assert sum(row["labels"] for row in q) == 240
-    done = wait_for(lambda: (s := status(srv.url))["state"] == "promoted" and s, 20, 0.2)
+    # live traffic goes on (unlabelled): the guards judge fresh windows while the A/B test
+    # decides on the labelled predictions since the stage began
+    with Traffic(srv.url, threads=2, pause=0.01):
+        try:
+            done = wait_for(lambda: (s := status(srv.url))["state"] == "promoted" and s, 30, 0.2)
+        except AssertionError:
+            raise AssertionError(str(status(srv.url)["analysis"])) from None
     ab = done["analysis"]["figures"]["ab"]
     assert ab["winner"] == "candidate" and ab["p_value"] < 0.05
     assert ab["ci"][0] > 0 and ab["baseline"]["n"] >= 60

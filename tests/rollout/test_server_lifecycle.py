@@ -33,14 +33,19 @@ def test_killed_server_resumes_the_rollout_where_it_was(
             "candidate": 2,
             "steps": [50, 60, 100],
             "interval": "1.5s",
-            "analysis": {"min_requests": 80},
+            "analysis": {"min_requests": 150},
         }
         with Traffic(srv.url, threads=4, pause=0.002):
             r = httpx.post(f"{srv.url}/api/v1/rollouts", json=body)
             assert r.status_code == 201, r.text
             before = wait_for(lambda: (s := status(srv.url))["step"] == 1 and s, 30, 0.02)
         # traffic stopped right after the advance: the new step's window holds too few rows
-        # to be judged, so nothing can move while the server is down or coming back
+        # to be judged (the controller says so), so nothing can move while the server is down
+        # or coming back
+        before = wait_for(
+            lambda: (s := status(srv.url))["history"][-1]["outcome"] == "inconclusive" and s, 15
+        )
+        assert before["step"] == 1
         srv.stop(signal.SIGKILL)
         srv2 = start_server(env, tmp_path, extra_env=server_env())
         try:
@@ -48,9 +53,7 @@ def test_killed_server_resumes_the_rollout_where_it_was(
             after = status(srv2.url)
             keys = ("state", "step", "failures", "weights", "policy", "step_started_at")
             assert {k: after[k] for k in keys} == {k: before[k] for k in keys}
-            assert [h["action"] for h in after["history"]] == [
-                h["action"] for h in before["history"]
-            ] or after["history"][-1]["outcome"] == "inconclusive"
+            assert after["history"][-1]["outcome"] == "inconclusive"
             with Traffic(srv2.url, threads=4, pause=0.002):
                 done = wait_for(
                     lambda: (s := status(srv2.url))["state"] == "promoted" and s, 60, 0.2

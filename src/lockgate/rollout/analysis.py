@@ -22,8 +22,13 @@ log and the feedback store; :func:`analyze` returns an :class:`Analysis` value. 
 =================  =========================================================================
 
 ``error_rate`` and ``latency`` need ``min_requests`` candidate rows, else the outcome is
-*inconclusive* (hold). Any failed check makes the outcome *failed*; otherwise it is
-*successful*, except in an A/B test, which succeeds only when the candidate wins.
+*inconclusive* (hold). They fail only when the excess is significant at ``alpha``: a
+one-sided binomial test of the rows over the limit (errors against the allowed error rate,
+requests slower than the latency limit against the 1 % a p99 allows), so one slow request
+among twenty is not a p99 over the limit. Over the limit but not yet significant is
+*inconclusive*: the window grows until it is one or the other. Any failed check makes the
+outcome *failed*; otherwise it is *successful*, except in an A/B test, which succeeds only
+when the candidate wins.
 """
 
 from __future__ import annotations
@@ -72,8 +77,9 @@ class AnalysisConfig:
     min_labels: int = 30
     max_quality_drop: float = 0.05
     output_shift: ShiftAction = "fail"
-    #: A/B: significance level, samples per arm before a winner, the decision metric (a
-    #: business metric name sent with feedback; None: quality) and whether higher is better
+    #: significance level of the error-rate, latency and A/B tests; A/B: samples per arm
+    #: before a winner, the decision metric (a business metric name sent with feedback;
+    #: None: quality) and whether higher is better
     alpha: float = 0.05
     min_samples: int = 100
     metric: str | None = None
@@ -245,9 +251,9 @@ def analyze(cfg: AnalysisConfig, data: AnalysisInput) -> Analysis:
         base = {**base, **{k: remembered.get(k) for k in ("error_rate", "p99_ms")}}
         base["remembered"] = True
     figures: dict[str, Any] = {"baseline": base, "candidate": cand}
-    checks = [_error_rate(cfg, base, cand), _latency(cfg, base, cand)]
+    checks = [_error_rate(cfg, base, cand), _latency(cfg, base, data.candidate)]
     if cfg.slo_p99_ms is not None:
-        checks.append(_slo(cfg, cand))
+        checks.append(_slo(cfg, data.candidate))
     if data.phase == "shadow":
         check, figures["shadow"] = _shadow(cfg, data.pairs)
         checks.append(check)
@@ -279,6 +285,37 @@ def _outcome(checks: tuple[Check, ...], figures: dict[str, Any], *, ab_phase: bo
     return Analysis("successful", "every check passed", checks, figures)
 
 
+def exceedance_pvalue(k: int, n: int, share: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, share)``: how surprising ``k`` of ``n`` rows over a
+    limit are if at most ``share`` of all rows were over it."""
+    if k <= 0:
+        return 1.0
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, n, share))
+
+
+def _judge(
+    cfg: AnalysisConfig,
+    name: str,
+    k: int,
+    n: int,
+    share: float,
+    value: float,
+    limit: float,
+    what: str,
+) -> Check:
+    """Over the limit with significance (``alpha``): fail; over it by chance so far:
+    inconclusive, so the window grows; else pass. A single slow request among a few is not
+    a p99 over the limit, nor one error among few requests an error rate over it."""
+    p = exceedance_pvalue(k, n, share)
+    if k <= share * n:
+        return Check(name, "pass", f"{what} within the limit", value, limit)
+    if p < cfg.alpha:
+        return Check(name, "fail", f"{what} (p={p:.2g})", value, limit)
+    return Check(name, "inconclusive", f"{what}, not yet significant (p={p:.2g})", value, limit)
+
+
 def _error_rate(cfg: AnalysisConfig, base: dict[str, Any], cand: dict[str, Any]) -> Check:
     n = cand["rows"]
     if n < cfg.min_requests:
@@ -286,53 +323,43 @@ def _error_rate(cfg: AnalysisConfig, base: dict[str, Any], cand: dict[str, Any])
     rate = cand["error_rate"]
     base_rate = base["error_rate"] or 0.0
     limit = max(cfg.max_error_rate, base_rate + cfg.error_rate_margin)
-    if rate > limit:
-        return Check(
-            "error_rate",
-            "fail",
-            f"candidate error rate {rate:.2%} > {limit:.2%} (baseline {base_rate:.2%})",
-            rate,
-            limit,
-        )
-    return Check("error_rate", "pass", f"{rate:.2%} <= {limit:.2%}", rate, limit)
+    what = f"candidate error rate {rate:.2%} vs limit {limit:.2%} (baseline {base_rate:.2%})"
+    return _judge(cfg, "error_rate", cand["errors"], n, limit, rate, limit, what)
 
 
-def _latency(cfg: AnalysisConfig, base: dict[str, Any], cand: dict[str, Any]) -> Check:
-    n = cand["rows"]
-    if n < cfg.min_requests or cand["p99_ms"] is None:
+def _tail(
+    cfg: AnalysisConfig, name: str, w: VersionWindow, p99: float, limit: float, what: str
+) -> Check:
+    """The candidate's p99 against ``limit``: more than 1% of its requests slower."""
+    ok = w.latency_ms[w.status < 400]
+    k = int(np.count_nonzero(ok > limit))
+    return _judge(cfg, name, k, int(ok.size), 0.01, p99, limit, what)
+
+
+def _latency(cfg: AnalysisConfig, base: dict[str, Any], cand: VersionWindow) -> Check:
+    fig = summarize(cand)
+    n = fig["rows"]
+    if n < cfg.min_requests or fig["p99_ms"] is None:
         return Check("latency", "inconclusive", f"{n} candidate rows, need {cfg.min_requests}")
-    p99 = cand["p99_ms"]
+    p99 = fig["p99_ms"]
     ref = base["p99_ms"]
     if ref is None:
         if cfg.slo_p99_ms is not None:
             return Check("latency", "pass", "no baseline latency; judged by the SLO only", p99)
         return Check("latency", "inconclusive", "no baseline latency to compare with", p99)
     limit = max(cfg.max_latency_ratio * ref, ref + cfg.latency_margin_ms)
-    if p99 > limit:
-        return Check(
-            "latency",
-            "fail",
-            f"candidate p99 {p99:.1f} ms > {limit:.1f} ms (baseline p99 {ref:.1f} ms)",
-            p99,
-            limit,
-        )
-    return Check("latency", "pass", f"p99 {p99:.1f} ms <= {limit:.1f} ms", p99, limit)
+    what = f"candidate p99 {p99:.1f} ms vs limit {limit:.1f} ms (baseline p99 {ref:.1f} ms)"
+    return _tail(cfg, "latency", cand, p99, limit, what)
 
 
-def _slo(cfg: AnalysisConfig, cand: dict[str, Any]) -> Check:
+def _slo(cfg: AnalysisConfig, cand: VersionWindow) -> Check:
     assert cfg.slo_p99_ms is not None
-    p99 = cand["p99_ms"]
-    if cand["rows"] < cfg.min_requests or p99 is None:
+    fig = summarize(cand)
+    p99 = fig["p99_ms"]
+    if fig["rows"] < cfg.min_requests or p99 is None:
         return Check("latency_slo", "skipped", "too few candidate rows", None, cfg.slo_p99_ms)
-    if p99 > cfg.slo_p99_ms:
-        return Check(
-            "latency_slo",
-            "fail",
-            f"candidate p99 {p99:.1f} ms > SLO {cfg.slo_p99_ms:g} ms",
-            p99,
-            cfg.slo_p99_ms,
-        )
-    return Check("latency_slo", "pass", f"p99 {p99:.1f} ms within SLO", p99, cfg.slo_p99_ms)
+    what = f"candidate p99 {p99:.1f} ms vs SLO {cfg.slo_p99_ms:g} ms"
+    return _tail(cfg, "latency_slo", cand, p99, cfg.slo_p99_ms, what)
 
 
 def _shadow(
