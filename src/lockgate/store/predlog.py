@@ -263,14 +263,8 @@ class PredictionLog:
             with self._lock:
                 if self._closed:
                     raise StoreError("prediction log is closed")
-                q = self._queued_rows
-                if q == 0 or q + rows <= self.max_queue_rows:
-                    self._queue.append((batch, rows, waiter))
-                    self._queued_rows = q + rows
-                    self._rows_submitted += rows
-                    wake = waiter is not None or (not self._woken and q + rows >= self._wake_rows)
-                    if wake:
-                        self._woken = True
+                wake = self._enqueue_locked(batch, rows, waiter)
+                if wake is not None:
                     break
                 if self.overflow == "reject":
                     raise self._overloaded()
@@ -287,6 +281,21 @@ class PredictionLog:
         if waiter is not None:
             await waiter[1]
 
+    def _enqueue_locked(self, batch: LogBatch, rows: int, waiter: Any) -> bool | None:
+        """Under ``self._lock``: queue the batch if there is room and return whether the
+        writer must be woken; ``None`` when the queue is full (the caller applies the
+        overflow policy)."""
+        q = self._queued_rows
+        if q and q + rows > self.max_queue_rows:
+            return None
+        self._queue.append((batch, rows, waiter))
+        self._queued_rows = q + rows
+        self._rows_submitted += rows
+        wake = waiter is not None or (not self._woken and q + rows >= self._wake_rows)
+        if wake:
+            self._woken = True
+        return wake
+
     def submit_nowait(self, batch: LogBatch) -> None:
         """:meth:`submit` for non-async code (never call it on an event loop with ``block``:
         it waits on a condition). In sync mode it returns once the batch is durable."""
@@ -300,14 +309,8 @@ class PredictionLog:
             while True:
                 if self._closed:
                     raise StoreError("prediction log is closed")
-                q = self._queued_rows
-                if q == 0 or q + rows <= self.max_queue_rows:
-                    self._queue.append((batch, rows, waiter))
-                    self._queued_rows = q + rows
-                    self._rows_submitted += rows
-                    wake = waiter is not None or (not self._woken and q + rows >= self._wake_rows)
-                    if wake:
-                        self._woken = True
+                wake = self._enqueue_locked(batch, rows, waiter)
+                if wake is not None:
                     break
                 if self.overflow == "reject":
                     raise self._overloaded()
