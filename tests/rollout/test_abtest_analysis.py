@@ -203,3 +203,34 @@ def test_label_detection_and_config_validation() -> None:
     with pytest.raises(InvalidInputError):
         AnalysisConfig.from_dict({"nope": 1})
     assert AnalysisConfig.from_dict(AnalysisConfig(slo_p99_ms=5).to_dict()).slo_p99_ms == 5
+
+
+def test_quality_fails_only_when_significantly_worse() -> None:
+    """Two equally good classifiers judged on a hundred labels each differ by chance; the
+    analysis holds (inconclusive) instead of rolling back, and fails a clearly worse one."""
+    cfg = AnalysisConfig(min_requests=50, min_labels=30, output_shift="off")
+    truth = np.zeros(100, dtype=np.int64)
+
+    def labeled(version: int, hits: int, n: int = 100) -> Labeled:
+        pred = truth[:n].copy()
+        pred[hits:] = 1
+        return Labeled(version, pred, truth[:n])
+
+    def run(base: Labeled, cand: Labeled) -> str:
+        data = AnalysisInput("canary", _window(1, 400), _window(2, 400), None, base, cand)
+        return analyze(cfg, data).check("quality").verdict
+
+    assert run(labeled(1, 58), labeled(2, 49)) == "inconclusive"  # 49% vs 58%: p ~ 0.3
+    assert run(labeled(1, 58), labeled(2, 55)) == "pass"  # within the 5-point drop
+    assert run(labeled(1, 90), labeled(2, 60)) == "fail"
+    res = analyze(
+        cfg,
+        AnalysisInput(
+            "canary", _window(1, 400), _window(2, 400), None, labeled(1, 58), labeled(2, 49)
+        ),
+    )
+    assert res.outcome == "inconclusive"  # the window grows until labels decide
+    y, err = RNG.normal(5, 1, 200), RNG.normal(0, 1, 200)
+    num = Labeled(1, y + err, y)
+    assert run(num, Labeled(2, y + err * 1.02, y)) == "pass"
+    assert run(num, Labeled(2, y + err * 3, y)) == "fail"

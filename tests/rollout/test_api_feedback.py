@@ -136,10 +136,13 @@ def test_ab_is_sticky_and_feedback_decides_it(srv: RunningServer, client: Client
     items = []
     versions = []
     for i in range(240):
-        pid, version = _predict(srv.url, f"user-{i}", list(rng.normal(size=2)))
+        x = list(rng.normal(size=2))
+        pid, version = _predict(srv.url, f"user-{i}", x)
         versions.append(version)
         revenue = rng.normal(12 if version == "2" else 10, 2)
-        items.append({"id": pid, "value": int(rng.random() < 0.5), "metrics": {"revenue": revenue}})
+        # both arms are the same classifier: equally accurate, the business metric decides
+        truth = int(x[0] + x[1] > 0) if rng.random() < 0.9 else int(x[0] + x[1] <= 0)
+        items.append({"id": pid, "value": truth, "metrics": {"revenue": revenue}})
     assert 0.35 < versions.count("2") / len(versions) < 0.65
     items.append({"id": "not-a-prediction-0", "value": 1})
     fb = _post(srv.url, "/feedback", {"endpoint": "m", "items": items})

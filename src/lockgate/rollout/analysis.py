@@ -15,7 +15,8 @@ log and the feedback store; :func:`analyze` returns an :class:`Analysis` value. 
                    distribution of the differences for numbers (fails above
                    ``max_shadow_mae`` when set)
 ``quality``        from feedback, once both sides have ``min_labels``: accuracy (labels) or
-                   mean absolute error (numbers); fails when worse by ``max_quality_drop``
+                   mean absolute error (numbers); fails when significantly worse (at
+                   ``alpha``) than the baseline less ``max_quality_drop``
 ``output_shift``   the candidate's prediction distribution against the baseline's on the
                    same window (drift statistics of :mod:`lockgate.monitoring`)
 ``ab_test``        (A/B) the decision metric per arm: two-sided test, p-value, CI
@@ -25,7 +26,9 @@ log and the feedback store; :func:`analyze` returns an :class:`Analysis` value. 
 *inconclusive* (hold). They fail only when the excess is significant at ``alpha``: a
 one-sided binomial test of the rows over the limit (errors against the allowed error rate,
 requests slower than the latency limit against the 1 % a p99 allows), so one slow request
-among twenty is not a p99 over the limit. Over the limit but not yet significant is
+among twenty is not a p99 over the limit. ``quality`` likewise fails only when the candidate
+is significantly worse than the baseline less the allowed drop (a one-sided z-test of the
+mean loss). Over the limit but not yet significant is
 *inconclusive*: the window grows until it is one or the other. Any failed check makes the
 outcome *failed*; otherwise it is *successful*, except in an A/B test, which succeeds only
 when the candidate wins.
@@ -275,7 +278,7 @@ def _outcome(checks: tuple[Check, ...], figures: dict[str, Any], *, ab_phase: bo
     if failed:
         reason = "; ".join(f"{c.name}: {c.detail}" for c in failed)
         return Analysis("failed", reason, checks, figures)
-    required = {"error_rate", "latency", "ab_test"}
+    required = {"error_rate", "latency", "quality", "ab_test"}
     waiting = [c for c in checks if c.verdict == "inconclusive" and c.name in required]
     if waiting:
         reason = "; ".join(f"{c.name}: {c.detail}" for c in waiting)
@@ -440,20 +443,51 @@ def _quality(
             "quality", "skipped", f"labels: baseline {nb}, candidate {nc}; need {cfg.min_labels}"
         ), fig
     qb, qc = fig["baseline"], fig["candidate"]
+    assert base is not None and cand is not None
     if "accuracy" in qb and "accuracy" in qc:
         limit = qb["accuracy"] - cfg.max_quality_drop
-        if qc["accuracy"] < limit:
-            detail = f"accuracy {qc['accuracy']:.1%} < {limit:.1%} (baseline {qb['accuracy']:.1%})"
-            return Check("quality", "fail", detail, qc["accuracy"], limit), fig
-        detail = f"accuracy {qc['accuracy']:.1%}"
-        return Check("quality", "pass", detail, qc["accuracy"], limit), fig
+        hits_b = _same(base.predicted, base.truth).astype(np.float64)
+        hits_c = _same(cand.predicted, cand.truth).astype(np.float64)
+        what = f"accuracy {qc['accuracy']:.1%} vs limit {limit:.1%} (baseline {qb['accuracy']:.1%})"
+        # worse means lower accuracy: compare the negated hit rates
+        return _worse(cfg, -hits_c, -hits_b, 1.0, -limit, qc["accuracy"], limit, what), fig
     if "mae" in qb and "mae" in qc:
         limit = qb["mae"] * (1 + cfg.max_quality_drop)
-        if qc["mae"] > limit:
-            detail = f"MAE {qc['mae']:.4g} > {limit:.4g} (baseline {qb['mae']:.4g})"
-            return Check("quality", "fail", detail, qc["mae"], limit), fig
-        return Check("quality", "pass", f"MAE {qc['mae']:.4g}", qc["mae"], limit), fig
+        err_b = np.abs(base.predicted.astype(np.float64) - base.truth.astype(np.float64))
+        err_c = np.abs(cand.predicted.astype(np.float64) - cand.truth.astype(np.float64))
+        what = f"MAE {qc['mae']:.4g} vs limit {limit:.4g} (baseline {qb['mae']:.4g})"
+        scale = 1 + cfg.max_quality_drop
+        return _worse(cfg, err_c, err_b, scale, limit, qc["mae"], limit, what), fig
     return Check("quality", "skipped", "ground truth and predictions are not comparable"), fig
+
+
+def _worse(
+    cfg: AnalysisConfig,
+    cand: np.ndarray,
+    base: np.ndarray,
+    scale: float,
+    bound: float,
+    value: float,
+    limit: float,
+    what: str,
+) -> Check:
+    """A one-sided test that the candidate's mean loss is above ``scale`` times the
+    baseline's (for accuracy: the baseline's less the allowed drop): fail when significant
+    at ``alpha``, inconclusive while over the limit by chance only, so labels a few
+    unlucky predictions cannot roll back a candidate as good as the champion."""
+    gap = float(cand.mean()) - bound
+    if gap <= 1e-12:
+        return Check("quality", "pass", f"{what} within the limit", value, limit)
+    se = math.sqrt(cand.var() / cand.size + scale * scale * base.var() / base.size)
+    if se == 0.0:
+        return Check("quality", "fail", what, value, limit)
+    from scipy.stats import norm
+
+    p = float(norm.sf(gap / se))
+    if p < cfg.alpha:
+        return Check("quality", "fail", f"{what} (p={p:.2g})", value, limit)
+    detail = f"{what}, not yet significant (p={p:.2g})"
+    return Check("quality", "inconclusive", detail, value, limit)
 
 
 def _shift(
