@@ -157,9 +157,26 @@ def test_decide_rollback() -> None:
     p = AutomationPolicy("ep")
     d = decide(p, "slo", _sit(active_rollout=3))
     assert d.taken and d.action == "rollback" and d.detail["rollout"] == 3
-    d = decide(p, "slo", _sit(previous_champion=2))
-    assert d.taken and d.detail["to_version"] == 2
+    d = decide(p, "slo", _sit(previous_champion=2, serving=3))
+    assert d.taken and d.detail["to_version"] == 2 and d.detail["from_version"] == 3
+    assert "served before v3" in d.reason
     assert not decide(p, "slo", _sit()).taken
+    # a redeploying rollback keeps the policy's cool-down, counted from the last one
+    cool = AutomationPolicy("ep", cooldown=600)
+    recent = _sit(previous_champion=2, serving=3, last_rollback=T0 - timedelta(seconds=599))
+    d = decide(cool, "slo", recent)
+    assert not d.taken and "cool-down: last automated rollback" in d.reason
+    old = _sit(previous_champion=2, serving=3, last_rollback=T0 - timedelta(seconds=601))
+    assert decide(cool, "slo", old).taken
+    # no roll forward to the version an automated rollback left
+    d = decide(p, "slo", _sit(previous_champion=3, serving=2, serving_by_rollback=True))
+    assert not d.taken and "rolling forward again is left to a human" in d.reason
+    # a rollout ended after the alert already answered it: no second, deeper rollback
+    d = decide(p, "slo", _sit(previous_champion=1, serving=2, rollout_ended=4))
+    assert not d.taken and "rollout 4 ended after the alert" in d.reason
+    # aborting an active rollout is never held back by the cool-down
+    d = decide(cool, "slo", _sit(active_rollout=3, last_rollback=T0))
+    assert d.taken and d.detail["rollout"] == 3
 
 
 def test_policy_spec_validation() -> None:

@@ -4,15 +4,18 @@ Triggers and their default actions:
 
 - a ``drift`` or ``quality`` monitor firing: ``retrain`` (run the model's pipeline);
 - an SLO monitor (``error_rate``, ``latency``) firing: ``rollback`` (abort the endpoint's
-  active rollout, else redeploy the previous champion);
+  active rollout, else redeploy the version the endpoint served before its current one);
 - ``schedule`` (a cron expression): ``retrain``;
 - ``online`` (a cron expression): update the serving version with ``partial_fit`` on the
   labelled window into a new version, through the same gates and rollout.
 
 A retrain is skipped, with the reason, while one of the endpoint is running, while a rollout
 is active on it, within ``cooldown`` seconds of its last start, or when ``max_concurrent``
-retrains run in the workspace. :func:`decide` is pure; the service records each decision as
-an ``automation.decision`` event, taken or skipped.
+retrains run in the workspace. A redeploying rollback is skipped within ``cooldown`` seconds
+of the endpoint's last automated rollback, and when the version serving got there by an
+automated rollback itself (rolling forward again to the version rolled back from is a human's
+call); aborting an active rollout is never held back. :func:`decide` is pure; the service
+records each decision as an ``automation.decision`` event, taken or skipped.
 """
 
 from __future__ import annotations
@@ -122,8 +125,17 @@ class Situation:
     running_total: int
     last_start: datetime | None
     active_rollout: int | None
-    #: for a rollback without an active rollout: the version to go back to
+    #: for a rollback without an active rollout: the version to go back to (the one the
+    #: endpoint served before its current primary)
     previous_champion: int | None = None
+    #: the endpoint's current primary version
+    serving: int | None = None
+    #: when the policy engine last redeployed the endpoint for a rollback
+    last_rollback: datetime | None = None
+    #: the current primary became primary by an automated rollback
+    serving_by_rollback: bool = False
+    #: a rollout of the endpoint that was aborted or rolled back after the alert
+    rollout_ended: int | None = None
 
 
 @dataclass(frozen=True)
@@ -166,15 +178,33 @@ def decide(
             return Decision(
                 policy.endpoint, trigger, action, True, f"abort rollout {sit.active_rollout}", d
             )
-        if sit.previous_champion is None:
+        if sit.rollout_ended is not None:
+            return no(
+                f"rollout {sit.rollout_ended} ended after the alert: the breach was answered "
+                "by sending its traffic back"
+            )
+        if sit.previous_champion is None or sit.serving is None:
             return no("nothing to roll back to: no active rollout and no previous champion")
+        d["from_version"] = sit.serving
         d["to_version"] = sit.previous_champion
+        if sit.serving_by_rollback:
+            return no(
+                f"v{sit.serving} serves since an automated rollback from "
+                f"v{sit.previous_champion}; rolling forward again is left to a human"
+            )
+        if sit.last_rollback is not None and policy.cooldown > 0:
+            allowed = sit.last_rollback + timedelta(seconds=policy.cooldown)
+            if sit.now < allowed:
+                return no(
+                    f"cool-down: last automated rollback {sit.last_rollback.isoformat()}, "
+                    f"next allowed at {allowed.isoformat()}"
+                )
         return Decision(
             policy.endpoint,
             trigger,
             action,
             True,
-            f"redeploy the previous champion v{sit.previous_champion}",
+            f"redeploy v{sit.previous_champion}, served before v{sit.serving}",
             d,
         )
     if not sit.has_pipeline and action == "retrain":

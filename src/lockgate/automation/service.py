@@ -16,7 +16,7 @@ import contextlib
 import logging
 import threading
 import weakref
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -31,6 +31,7 @@ from lockgate.automation.policies import (
     Situation,
     decide,
 )
+from lockgate.automation.rollback import ROLLBACK_STATE, redeploy, served_before
 from lockgate.automation.runner import PipelineRunner, RunOutcome
 from lockgate.errors import LockgateError, NotFoundError
 from lockgate.store.paths import validate_name
@@ -249,7 +250,11 @@ class AutomationService:
             row.state = state
             return True
 
-    def situation(self, endpoint: str, model: str | None, now: datetime) -> Situation:
+    def situation(
+        self, endpoint: str, model: str | None, now: datetime, *, after_event: int | None = None
+    ) -> Situation:
+        """What a decision on ``endpoint`` depends on, read now. ``after_event``: the id of
+        the alert's event, after which a rollout of the endpoint may have ended."""
         with self.ws.db.read() as s:
             running = select(func.count()).where(PipelineRunRow.status == "running")
             total = s.execute(running).scalar_one()
@@ -262,18 +267,32 @@ class AutomationService:
             active = s.execute(
                 select(RolloutRow.id).where(RolloutRow.active_endpoint == endpoint)
             ).scalar_one_or_none()
+            ended = None
+            if after_event is not None:
+                ended = s.execute(
+                    select(EventRow.payload)
+                    .where(
+                        EventRow.id > after_event,
+                        EventRow.subject == endpoint,
+                        EventRow.kind.in_(("rollout.aborted", "rollout.rolled_back")),
+                    )
+                    .order_by(EventRow.id)
+                    .limit(1)
+                ).scalar_one_or_none()
+            state = s.execute(
+                select(AutomationPolicyRow.state).where(AutomationPolicyRow.endpoint == endpoint)
+            ).scalar_one_or_none()
         if last is not None and last.tzinfo is None:
-            from datetime import UTC
-
             last = last.replace(tzinfo=UTC)
-        previous = None
+        serving = previous = None
+        by_rollback = False
         if model is not None:
             with contextlib.suppress(LockgateError):
-                moves = self.ws.registry.alias_history(model, "champion")
-                for move in reversed(moves):
-                    if move.action == "move" and move.from_version is not None:
-                        previous = move.from_version
-                        break
+                serving = self.ws.endpoints.get(endpoint).policy.primary
+                previous, by_rollback = served_before(
+                    self.ws, endpoint, model, serving, actor=AUTOMATION_ACTOR
+                )
+        rolled = (state or {}).get(ROLLBACK_STATE)
         return Situation(
             now=now,
             has_pipeline=model is not None and self.pipelines.find(model) is not None,
@@ -282,6 +301,10 @@ class AutomationService:
             last_start=last,
             active_rollout=int(active) if active is not None else None,
             previous_champion=previous,
+            serving=serving,
+            last_rollback=datetime.fromisoformat(rolled) if rolled else None,
+            serving_by_rollback=by_rollback,
+            rollout_ended=int((ended or {}).get("rollout") or 0) or None,
         )
 
     def _apply(
@@ -294,8 +317,13 @@ class AutomationService:
         model: str | None = None
         with contextlib.suppress(NotFoundError):
             model = self.ws.endpoints.get(policy.endpoint).model
-        sit = self.situation(policy.endpoint, model, now)
+        event = detail.get("event")
+        sit = self.situation(
+            policy.endpoint, model, now, after_event=event if isinstance(event, int) else None
+        )
         decision = decide(policy, trigger, sit, {**detail, "model": model})
+        if decision.taken and "to_version" in decision.detail and model is not None:
+            return self._redeploy(decision, model, now)
         if decision.taken and decision.action in ("retrain", "online") and model is not None:
             spec = self._spec(model, policy.endpoint, decision.action)
             if spec is None:
@@ -330,17 +358,47 @@ class AutomationService:
                 actor=AUTOMATION_ACTOR, at=now, payload=decision.to_dict(),
             )  # fmt: skip
 
+    def _redeploy(self, decision: Decision, model: str, now: datetime) -> Decision:
+        """A rollback without an active rollout: the redeploy, the champion move, the
+        cool-down mark, the cursor past the alert and the decision commit together
+        (:func:`~lockgate.automation.rollback.redeploy`); when the endpoint changed since
+        the decision, nothing is applied and the decision is recorded as skipped, with why."""
+        d = decision.detail
+        reason = (
+            f"automation: {decision.trigger} alert {d.get('alert')} of monitor "
+            f"{d.get('monitor')}: {decision.reason}"
+        )
+        event = d.get("event")
+        cursor = (CURSOR, event) if isinstance(event, int) else None
+        try:
+            done = redeploy(
+                self.ws, decision, model=model, actor=AUTOMATION_ACTOR, now=now,
+                cursor=cursor, reason=reason,
+            )  # fmt: skip
+        except LockgateError as exc:
+            skipped = Decision(
+                decision.endpoint, decision.trigger, decision.action, False,
+                f"rollback not applied: {exc.message}", d,
+            )  # fmt: skip
+            log.error("automation on %s: %s", decision.endpoint, skipped.reason)
+            self._record(skipped, now)
+            return skipped
+        log.warning(
+            "automation on %s: %s -> rolled back v%s to v%s", decision.endpoint,
+            decision.trigger, d["from_version"], d["to_version"],
+        )  # fmt: skip
+        return Decision(
+            decision.endpoint, decision.trigger, decision.action, True, decision.reason,
+            {**d, **done},
+        )  # fmt: skip
+
     def _rollback(self, endpoint: str, model: str | None, decision: Decision) -> None:
+        """Abort the endpoint's active rollout (its baseline takes all traffic back)."""
         reason = f"automation: {decision.trigger} alert ({decision.detail.get('monitor')})"
         try:
-            if "rollout" in decision.detail:
-                from lockgate.rollout.service import RolloutService
+            from lockgate.rollout.service import RolloutService
 
-                RolloutService(self.ws).abort(endpoint, reason=reason)
-            elif model is not None and "to_version" in decision.detail:
-                version = int(decision.detail["to_version"])
-                self.ws.endpoints.deploy(model, version=version, endpoint=endpoint, reason=reason)
-                self.ws.registry.set_alias(model, "champion", version, reason=reason)
+            RolloutService(self.ws).abort(endpoint, reason=reason, actor=AUTOMATION_ACTOR)
         except LockgateError as exc:
             log.error("automation on %s: rollback failed: %s", endpoint, exc.message)
             with self.ws.db.write() as s:
