@@ -60,6 +60,21 @@ def test_cron_due_fires_once_per_matching_minute() -> None:
     assert c.due(last, datetime(2026, 3, 2, 3, 5, 0, tzinfo=UTC))
 
 
+def test_every_is_an_interval_from_the_last_firing() -> None:
+    c = parse_cron("@every 2s")
+    assert c.every == 2.0 and parse_cron("@EVERY 1.5m").every == 90.0
+    last = datetime(2026, 3, 2, 3, 0, 10, tzinfo=UTC)
+    assert not c.due(last, last + timedelta(seconds=1.9))
+    assert c.due(last, last + timedelta(seconds=2))
+    assert c.due(None, last)  # never run: due at once
+    assert c.next_after(last) == last + timedelta(seconds=2)
+    assert parse_cron("@every 1d").every == 86_400.0
+    for bad in ("@every", "@every 0s", "@every 367d", "@every 5 minutes", "@every -1s"):
+        with pytest.raises(InvalidInputError) as exc:
+            parse_cron(bad)
+        assert exc.value.field == "schedule" and "@every DURATION" in str(exc.value)
+
+
 @pytest.mark.parametrize(
     "bad",
     ["", "* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "*/0 * * * *", "5-1 * * * *",

@@ -6,10 +6,16 @@ and weekdays also take their English three-letter names (``jan``, ``mon``); Sund
 As in Vixie cron, when both day-of-month and day-of-week are restricted (neither is ``*``), a
 day matches if either does. The nicknames ``@hourly``, ``@daily`` (``@midnight``),
 ``@weekly``, ``@monthly`` and ``@yearly`` (``@annually``) are accepted.
+
+``@every DURATION`` (``@every 30s``, ``@every 15m``, ``@every 2h``, ``@every 1d``; 1 s to
+366 d) is an interval rather than calendar minutes: it is due once ``DURATION`` has passed
+since it last fired. It serves frequent online updates, and tests that cannot wait for a
+minute to turn.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -36,6 +42,9 @@ _FIELDS: tuple[tuple[str, int, int, list[str]], ...] = (
 )
 #: how far :meth:`CronSchedule.next_after` looks before giving up (e.g. ``0 0 31 2 *``)
 _HORIZON = timedelta(days=366 * 5)
+_EVERY = re.compile(r"@every\s+(\d+(?:\.\d+)?)\s*(s|m|h|d)", re.IGNORECASE)
+_EVERY_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+_EVERY_RANGE = (1.0, 366 * 86_400.0)
 
 
 def _error(expr: str, why: str) -> InvalidInputError:
@@ -93,6 +102,8 @@ class CronSchedule:
     weekdays: frozenset[int]
     any_day: bool
     any_weekday: bool
+    #: ``@every``: seconds between firings (the calendar fields then match every minute)
+    every: float | None = None
 
     @classmethod
     def parse(cls, expression: object) -> CronSchedule:
@@ -101,6 +112,8 @@ class CronSchedule:
                 "schedule", "a cron expression such as '0 3 * * *'", expression
             )
         expr = expression.strip()
+        if expr.lower().startswith("@every"):
+            return cls._every(expr)
         text = _NICKNAMES.get(expr.lower(), expr)
         parts = text.split()
         if len(parts) != 5:
@@ -119,6 +132,27 @@ class CronSchedule:
             weekdays=frozenset(weekdays),
             any_day=parts[2].startswith("*"),
             any_weekday=parts[4].startswith("*"),
+        )
+
+    @classmethod
+    def _every(cls, expr: str) -> CronSchedule:
+        m = _EVERY.fullmatch(expr)
+        low, high = _EVERY_RANGE
+        seconds = float(m[1]) * _EVERY_UNITS[m[2].lower()] if m else None
+        if seconds is None or not low <= seconds <= high:
+            raise InvalidInputError.for_field(
+                "schedule", "'@every DURATION' with a duration from 1s to 366d (30s, 15m, 2h)", expr
+            )
+        return cls(
+            expression=expr,
+            minutes=frozenset(range(60)),
+            hours=frozenset(range(24)),
+            days=frozenset(range(1, 32)),
+            months=frozenset(range(1, 13)),
+            weekdays=frozenset(range(7)),
+            any_day=True,
+            any_weekday=True,
+            every=seconds,
         )
 
     def _day_matches(self, t: datetime) -> bool:
@@ -140,7 +174,10 @@ class CronSchedule:
 
     def next_after(self, t: datetime) -> datetime | None:
         """The first matching minute strictly after ``t`` (UTC), or None if none comes
-        within five years (a date that never exists, such as 31 February)."""
+        within five years (a date that never exists, such as 31 February). For ``@every``:
+        ``t`` plus the interval."""
+        if self.every is not None:
+            return t.astimezone(UTC) + timedelta(seconds=self.every)
         t = t.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
         end = t + _HORIZON
         while t < end:
@@ -162,7 +199,8 @@ class CronSchedule:
 
     def due(self, last: datetime | None, now: datetime) -> bool:
         """Whether a run is due at ``now``: a scheduled minute passed since ``last`` (or,
-        never run, ``now`` is itself a scheduled minute)."""
+        never run, ``now`` is itself a scheduled minute). ``@every``: the interval passed
+        since ``last`` (never run: due at once)."""
         if last is None:
             return self.matches(now)
         nxt = self.next_after(last)
