@@ -7,7 +7,7 @@ Each figure is printed next to a floor or peer measured in the same run:
 * submit: ``await log.submit(batch)`` of prebuilt single-row batches (async durability, queue
   big enough not to block), against ``asyncio.Queue.put_nowait`` (the cheapest hand-off an
   asyncio server could use);
-* writer: single-row batches turned into durable Parquet files (vectorised build + zstd +
+* writer: single-row batches turned into durable Arrow IPC segments (vectorised build +
   fsync), measured alone (queue filled, then ``flush()``) and end to end (an asyncio producer
   submitting while the writer thread runs, until ``close()`` returns), against
   ``pyarrow.parquet.write_table`` of an equivalent prebuilt table;
@@ -164,6 +164,11 @@ def _write_hour(log: PredictionLog, rows: int, every: int | None = None) -> None
                 compact_hour(log._reader, hour, open_hour=True)
 
 
+def _files(root: Path) -> list[Path]:
+    """Log files of a folder: Arrow IPC segments and Parquet files."""
+    return sorted(p for p in root.rglob("*-*") if p.suffix in (".arrow", ".parquet"))
+
+
 def _best(fn: Callable[[], object]) -> float:
     best = float("inf")
     for _ in range(3):
@@ -177,12 +182,12 @@ def bench_read(root: Path, rows: int) -> dict[str, float]:
     window = {"since": T0 - 7200, "until": T0 - 3600}
     log = PredictionLog(root / "read", max_queue_rows=rows + 1, compact_interval=None)
     _write_hour(log, rows)
-    files_before = sum(1 for _ in (root / "read").rglob("*.parquet"))
+    files_before = len(_files(root / "read"))
     small = _best(lambda: log.read_column("bench", "x1", **window))
     t = time.perf_counter()
     log.compact()
     compact_s = time.perf_counter() - t
-    files_after = sum(1 for _ in (root / "read").rglob("*.parquet"))
+    files_after = len(_files(root / "read"))
     values = log.read_column("bench", "x1", **window)
     assert len(values) == rows, len(values)
     fast = _best(lambda: log.read_column("bench", "x1", **window))
@@ -193,7 +198,7 @@ def bench_read(root: Path, rows: int) -> dict[str, float]:
 
     live = PredictionLog(root / "open", max_queue_rows=rows + 1, compact_interval=None)
     _write_hour(live, rows, every=60)  # the compactor's pass every minute
-    files_open = sum(1 for _ in (root / "open").rglob("*.parquet"))
+    files_open = len(_files(root / "open"))
     assert len(live.read_column("bench", "x1", **window)) == rows
     open_s = _best(lambda: live.read_column("bench", "x1", **window))
     live.close()

@@ -466,11 +466,11 @@ def test_files_are_partitioned_by_endpoint_and_hour(tmp_path: Path) -> None:
     log.submit_nowait(one("after", ts=end + 0.1))
     log.submit_nowait(one("other", ts=end, endpoint="other-ep"))
     log.close()
-    files = sorted(p.relative_to(tmp_path).parts[:3] for p in tmp_path.rglob("*.parquet"))
+    files = sorted(p.relative_to(tmp_path).parts[:3] for p in tmp_path.rglob("*.arrow"))
     assert files == [
         ("ep", "2026-01-01", "10"), ("ep", "2026-01-01", "11"), ("other-ep", "2026-01-01", "11"),
     ]  # fmt: skip
-    names = [p.name for p in tmp_path.rglob("*.parquet")]
+    names = [p.name for p in tmp_path.rglob("*.arrow")]
     assert all(n.startswith("part-") and f"-{os.getpid()}-" in n for n in names)
     assert not list(tmp_path.rglob("*.tmp"))
     log2 = PredictionLog(tmp_path)
@@ -489,7 +489,7 @@ def test_a_failed_cycle_leaves_nothing_visible_so_the_retry_cannot_duplicate(
     log.submit_nowait(one("eleven", ts=eleven + 1))
     with pytest.raises(StoreError):
         log.flush()
-    assert not list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob("*.tmp"))
+    assert not list(tmp_path.rglob("*.arrow")) and not list(tmp_path.rglob("*.tmp"))
     (tmp_path / "ep" / "2026-01-01" / "11").unlink()
     log.flush()
     assert PredictionLog(tmp_path).read("ep")["id"].tolist() == ["ten-0", "eleven-0"]

@@ -1,5 +1,6 @@
-"""Compaction of the prediction log: the many small files a closed hour collects (one per
-flush) are merged into few, so a day-long window reads dozens of files, not thousands.
+"""Compaction of the prediction log: the many small files a closed hour collects (one Arrow
+IPC segment per flush) are merged into few sorted, compressed Parquet files, so a day-long
+window reads dozens of files, not thousands.
 
 Protocol, safe with concurrent readers and with several processes on one folder:
 
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from lockgate.store.predlog_format import (
     COMPACT_PREFIX,
@@ -30,9 +30,10 @@ from lockgate.store.predlog_format import (
     SUFFIX,
     TMP_SUFFIX,
     fsync_dir,
+    is_log_file,
     write_file,
 )
-from lockgate.store.predlog_read import Reader
+from lockgate.store.predlog_read import LogFile, Reader
 
 try:
     import fcntl
@@ -75,11 +76,11 @@ def compact_hour(
     except (FileNotFoundError, NotADirectoryError):
         return 0
     if open_hour:
-        if sum(n.startswith(PART_PREFIX) and n.endswith(SUFFIX) for n in names) < (
+        if sum(n.startswith(PART_PREFIX) and is_log_file(n) for n in names) < (
             OPEN_HOUR_MIN_FILES
         ):
             return 0
-    elif sum(n.endswith(SUFFIX) for n in names) < 2 and not any(
+    elif sum(is_log_file(n) for n in names) < 2 and not any(
         n.endswith(TMP_SUFFIX) for n in names
     ):
         return 0  # nothing to merge, nothing to clean: do not even take the lock
@@ -96,7 +97,7 @@ def compact_hour(
         small: list[tuple[Path, int]] = []
         for path in live:
             try:
-                rows = pq.read_metadata(path).num_rows
+                rows = LogFile(path).num_rows
             except (pa.ArrowException, OSError) as exc:
                 reader.skips.skip(path, exc)
                 continue
@@ -120,7 +121,7 @@ def _merge(reader: Reader, hour_dir: Path, paths: list[Path], compression: str) 
     sources: list[str] = []
     for path in paths:
         try:
-            t = pq.ParquetFile(path).read(use_threads=False)
+            t = LogFile(path).read(None)
         except (pa.ArrowException, OSError) as exc:
             reader.skips.skip(path, exc)
             continue

@@ -3,13 +3,24 @@ the vectorised conversion of many queued batches into one Arrow table.
 
 Layout (all times UTC)::
 
-    <dir>/<endpoint>/<YYYY-MM-DD>/<HH>/part-<min_ts_ns>-<pid>-<seq>.parquet
+    <dir>/<endpoint>/<YYYY-MM-DD>/<HH>/part-<min_ts_ns>-<pid>-<seq>.arrow
     <dir>/<endpoint>/<YYYY-MM-DD>/<HH>/compact-<min_ts_ns>-<pid>-<seq>.parquet
 
 Every row of a file lies in the hour of its folder (a flush that straddles an hour is split),
 so a window read lists only the hours it overlaps. ``<min_ts_ns>`` is the smallest row time of
 the file, which lets a reader skip files that start after the window. A file becomes visible
 only by an atomic rename of ``<name>.tmp``; readers ignore every other name.
+
+Two kinds of file, one logical table. A flush writes a *segment* (``part-*.arrow``): an Arrow
+IPC file, uncompressed, in a write-friendly layout — the per-request strings (request id,
+model, role) are dictionary-encoded, built from one value per request, and the row id is not
+stored but derived (``<request_id>-<row>``). Writing one costs a copy of the buffers, about a
+tenth of Parquet's encoding, on the thread that competes with the event loop. The compactor
+(:mod:`lockgate.store.predlog_compact`) rewrites segments into sorted, compressed Parquet
+files (``compact-*.parquet``) in the canonical layout. Readers see the canonical layout
+(:data:`BASE_SCHEMA`, plain strings, an ``id`` column) whatever the file (:func:`canonical`).
+Earlier versions wrote flush files as ``part-*.parquet`` in the canonical layout; they are
+read and compacted like any other file.
 """
 
 from __future__ import annotations
@@ -57,12 +68,20 @@ META_FORMAT = b"lockgate.predlog.format"
 META_TS_MIN = b"lockgate.ts_min_ns"
 META_TS_MAX = b"lockgate.ts_max_ns"
 META_SOURCES = b"lockgate.compacted_from"
+META_ROWS = b"lockgate.rows"
 FORMAT_VERSION = b"1"
+#: the segment layout (``part-*.arrow``)
+SEGMENT_FORMAT = b"2"
 
 PART_PREFIX = "part-"
 COMPACT_PREFIX = "compact-"
 SUFFIX = ".parquet"
+SEGMENT_SUFFIX = ".arrow"
+#: every name a log file can end with
+SUFFIXES = (SUFFIX, SEGMENT_SUFFIX)
 TMP_SUFFIX = ".tmp"
+#: segment column holding each row's index within its request (the id's suffix)
+ROW = "row"
 HOUR_NS = 3_600 * 1_000_000_000
 _US_PER_HOUR = 3_600 * 1_000_000
 
@@ -182,6 +201,11 @@ def schema_key(b: LogBatch, rows: int) -> tuple[Any, ...]:
     return (ikey, okey)
 
 
+def is_log_file(name: str) -> bool:
+    """A name a log file (segment or Parquet) can have; not a temporary or hidden file."""
+    return name.endswith(SUFFIXES) and not name.startswith(".")
+
+
 def _dictionary_columns(table: pa.Table) -> list[str]:
     """Dictionary-encode only the string columns (ids, endpoint, role, categories):
     for floats it costs twice the write time and makes files larger."""
@@ -219,41 +243,54 @@ def _to_arrow(a: np.ndarray) -> pa.Array:
 
 
 def build_table(endpoint: str, batches: Sequence[LogBatch], counts: np.ndarray) -> pa.Table:
-    """One Arrow table from batches of one :func:`group_key`; vectorised per column, not per
-    row. ``counts[i]`` is the row count of ``batches[i]``. Raises MixedSchemaError (or
-    NumPy's error for tensors of different shapes) when the batches' dtypes do not match."""
+    """One segment-layout Arrow table from batches of one :func:`group_key`; vectorised per
+    column, not per row: the per-request strings become dictionaries of one entry per request
+    and the rows index them, so no string is copied per row. ``counts[i]`` is the row count
+    of ``batches[i]``. Raises MixedSchemaError (or NumPy's error for tensors of different
+    shapes) when the batches' dtypes do not match. :func:`canonical` turns it into the
+    layout readers see."""
     nb = len(batches)
     total = int(counts.sum())
     single = total == nb
-    take = None if single else np.repeat(np.arange(nb, dtype=np.int64), counts)
+    owner = np.arange(nb, dtype=np.int32)
+    if not single:
+        owner = np.repeat(owner, counts)
+    per_request = pa.array(owner)
 
     def strings(values: list[Any]) -> pa.Array:
-        arr = pa.array(values, pa.string())
-        return arr if take is None else arr.take(take)
+        return pa.DictionaryArray.from_arrays(per_request, pa.array(values, pa.string()))
+
+    def same(value: str) -> pa.Array:
+        return pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(total, dtype=np.int32)), pa.array([value], pa.string())
+        )
 
     def numbers(values: list[Any], dtype: Any) -> np.ndarray:
         arr = np.asarray(values, dtype=dtype)
-        return arr if take is None else arr[take]
+        return arr if single else arr[owner]
 
-    request_id = strings([b.request_id for b in batches])
     if single:
-        row_in_batch = pa.array(np.zeros(total, dtype=np.int64))
+        row_in_batch = np.zeros(total, dtype=np.int32)
     else:
         starts = np.cumsum(counts) - counts
-        row_in_batch = pa.array(np.arange(total, dtype=np.int64) - np.repeat(starts, counts))
-    ids = pc.binary_join_element_wise(request_id, pc.cast(row_in_batch, pa.string()), "-")
+        row_in_batch = (np.arange(total, dtype=np.int64) - np.repeat(starts, counts)).astype(
+            np.int32
+        )
+    models = [b.model for b in batches]
+    roles = [b.role for b in batches]
+    errors = [b.error for b in batches]
     ts_us = np.rint(numbers([b.ts for b in batches], np.float64) * 1e6).astype(np.int64)
     columns: dict[str, pa.Array] = {
-        "id": ids,
-        "request_id": request_id,
-        "endpoint": pa.repeat(pa.scalar(endpoint, pa.string()), total),
-        "model": strings([b.model for b in batches]),
+        "request_id": strings([b.request_id for b in batches]),
+        ROW: pa.array(row_in_batch),
+        "endpoint": same(endpoint),
+        "model": same(models[0]) if models.count(models[0]) == nb else strings(models),
         "version": pa.array(numbers([b.version for b in batches], np.int64)),
-        "role": strings([b.role for b in batches]),
+        "role": same(roles[0]) if roles.count(roles[0]) == nb else strings(roles),
         "ts": pa.array(ts_us, pa.timestamp("us", tz="UTC")),
         "latency_ms": pa.array(numbers([b.latency_ms for b in batches], np.float64)),
         "status": pa.array(numbers([b.status for b in batches], np.int32)),
-        "error": strings([b.error for b in batches]),
+        "error": _optional_strings(errors, owner),
     }
     first = batches[0]
     if first.inputs and len(next(iter(first.inputs.values()))) == counts[0]:
@@ -269,6 +306,47 @@ def build_table(endpoint: str, batches: Sequence[LogBatch], counts: np.ndarray) 
     elif out is not None and len(out) == counts[0]:
         columns[OUTPUT] = _to_arrow(_concat([b.outputs for b in batches], OUTPUT))  # type: ignore[misc]
     return pa.table(columns)
+
+
+def _optional_strings(values: list[str | None], owner: np.ndarray) -> pa.Array:
+    """A dictionary column of per-request strings that may be None (null rows, no null in
+    the dictionary: dictionaries with nulls cannot be unified)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return pa.DictionaryArray.from_arrays(
+            pa.nulls(len(owner), pa.int32()), pa.array([], pa.string())
+        )
+    slot = np.cumsum([v is not None for v in values], dtype=np.int32) - 1
+    slot[[v is None for v in values]] = -1
+    rows = slot[owner]
+    indices = pa.array(rows, mask=rows < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(present, pa.string()))
+
+
+def canonical(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
+    """A table of either layout in the canonical one: dictionaries decoded, the ``id``
+    column derived from ``request_id`` and ``row`` (first, as in :data:`BASE_SCHEMA`), no
+    ``row`` column. ``columns``: keep only these (canonical names) when present."""
+    names = table.column_names
+    if ROW not in names:  # already canonical (a Parquet file)
+        if columns is None:
+            return table
+        return table.select([c for c in columns if c in names])
+    want = names if columns is None else columns
+    out: dict[str, Any] = {}
+    if "id" in want or columns is None:
+        rid = _plain(table.column("request_id"))
+        row = pc.cast(table.column(ROW), pa.string())
+        out["id"] = pc.binary_join_element_wise(rid, row, "-")
+    for c in want:
+        if c in names and c != ROW and c not in out:
+            col = table.column(c)
+            out[c] = _plain(col) if pa.types.is_dictionary(col.type) else col
+    return pa.table(out, metadata=table.schema.metadata)
+
+
+def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.cast(col, pa.string()) if pa.types.is_dictionary(col.type) else col
 
 
 # --------------------------------------------------------------------------- files
@@ -313,7 +391,7 @@ def ts_range_ns(table: pa.Table) -> tuple[int, int]:
 def file_min_ns(name: str) -> int | None:
     """The ``<min_ts_ns>`` encoded in a file name, None for a foreign name."""
     for prefix in (PART_PREFIX, COMPACT_PREFIX):
-        if name.startswith(prefix) and name.endswith(SUFFIX):
+        if name.startswith(prefix) and name.endswith(SUFFIXES):
             head = name[len(prefix) :].split("-", 1)[0]
             return int(head) if head.isdigit() else None
     return None
@@ -337,28 +415,46 @@ def write_tmp(
     row_group_rows: int | None = None,
 ) -> tuple[Path, Path]:
     """Write ``table`` to ``<name>.tmp`` in ``directory`` and fsync it; readers do not see
-    it until :func:`publish`. Returns (temporary path, final path)."""
+    it until :func:`publish`. Returns (temporary path, final path). A table in the segment
+    layout (a ``row`` column, from :func:`build_table`) becomes an Arrow IPC segment, any
+    other a Parquet file (``compression`` and ``row_group_rows`` apply to those)."""
+    segment = ROW in table.column_names
     lo, hi = ts_range_ns(table)
     meta = dict(table.schema.metadata or {})
-    meta.update({META_FORMAT: FORMAT_VERSION, META_TS_MIN: str(lo), META_TS_MAX: str(hi)})
+    meta.update(
+        {
+            META_FORMAT: SEGMENT_FORMAT if segment else FORMAT_VERSION,
+            META_TS_MIN: str(lo),
+            META_TS_MAX: str(hi),
+            META_ROWS: str(table.num_rows),
+        }
+    )
     if sources is not None:
         meta[META_SOURCES] = json.dumps(list(sources)).encode()
     table = table.replace_schema_metadata(meta)
     pid = os.getpid()
+    suffix = SEGMENT_SUFFIX if segment else SUFFIX
     while True:
-        final = directory / f"{prefix}{lo}-{pid}-{next(_SEQ)}{SUFFIX}"
+        final = directory / f"{prefix}{lo}-{pid}-{next(_SEQ)}{suffix}"
         if not final.exists():
             break
     tmp = final.with_name(final.name + TMP_SUFFIX)
     try:
         with open(tmp, "wb") as f:
-            pq.write_table(
-                table,
-                f,
-                compression=compression,
-                row_group_size=row_group_rows,
-                use_dictionary=_dictionary_columns(table),
-            )
+            if segment:
+                # one dictionary per column for the whole file (the IPC file format has no
+                # dictionary replacement), then the buffers as they are
+                table = table.unify_dictionaries()
+                with pa.ipc.new_file(f, table.schema) as w:
+                    w.write_table(table)
+            else:
+                pq.write_table(
+                    table,
+                    f,
+                    compression=compression,
+                    row_group_size=row_group_rows,
+                    use_dictionary=_dictionary_columns(table),
+                )
             f.flush()
             os.fsync(f.fileno())
     except BaseException:

@@ -1,10 +1,12 @@
 """Reading the prediction log: list the hours a window overlaps, the live files of each hour,
 and read only the columns asked for.
 
-A file that cannot be read (a truncated write from a hard kill, a foreign file named
-``*.parquet``) is skipped, logged once and counted; it never breaks a read. Files replaced by a
-compacted file are ignored even before the compactor deletes them, and a read that races with
-a compaction lists the hour again, so a reader never sees a row twice or misses one.
+Files are Arrow IPC segments or Parquet files (:mod:`lockgate.store.predlog_format`); both
+are read in the canonical layout through :class:`LogFile`. A file that cannot be read (a
+truncated write from a hard kill, a foreign file named ``*.parquet``) is skipped, logged once
+and counted; it never breaks a read. Files replaced by a compacted file are ignored even
+before the compactor deletes them, and a read that races with a compaction lists the hour
+again, so a reader never sees a row twice or misses one.
 """
 
 from __future__ import annotations
@@ -32,14 +34,18 @@ from lockgate.store.predlog_format import (
     COMPACT_PREFIX,
     HOUR_NS,
     INPUT_PREFIX,
+    META_ROWS,
     META_SOURCES,
     META_TS_MAX,
     META_TS_MIN,
     OUTPUT,
     OUTPUT_PREFIX,
-    SUFFIX,
+    ROW,
+    SEGMENT_SUFFIX,
+    canonical,
     file_min_ns,
     hour_of_dir,
+    is_log_file,
 )
 
 log = logging.getLogger("lockgate.predlog")
@@ -146,11 +152,60 @@ class Filters:
         return m
 
 
-def _has_parquet(path: Path) -> bool:
+def _has_files(path: Path) -> bool:
     try:
-        return any(n.endswith(SUFFIX) and not n.startswith(".") for n in os.listdir(path))
+        return any(is_log_file(n) for n in os.listdir(path))
     except (FileNotFoundError, NotADirectoryError):
         return False
+
+
+class LogFile:
+    """One file of the log, an Arrow IPC segment or a Parquet file, read in the canonical
+    layout. Opening reads only the footer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.segment = path.name.endswith(SEGMENT_SUFFIX)
+        self._pf: pq.ParquetFile | None = None
+        if self.segment:
+            with pa.OSFile(str(path)) as f:
+                rd = pa.ipc.open_file(f)
+                self.schema: pa.Schema = rd.schema
+                rows = _meta_int(self.schema.metadata, META_ROWS)
+                self.num_rows: int = rows if rows is not None else rd.count_rows()
+        else:
+            self._pf = pq.ParquetFile(path)
+            self.schema = self._pf.schema_arrow
+            self.num_rows = self._pf.metadata.num_rows
+        meta = self.schema.metadata
+        self.ts_min = _meta_int(meta, META_TS_MIN)
+        self.ts_max = _meta_int(meta, META_TS_MAX)
+
+    @property
+    def names(self) -> list[str]:
+        """Canonical column names (a segment's ``id`` is derived, its ``row`` hidden)."""
+        names = self.schema.names
+        if ROW not in names:
+            return names
+        return ["id", *[n for n in names if n != ROW]]
+
+    def units(self) -> list[tuple[int, int, int, int]]:
+        """(index, rows, min ts ns, max ts ns) per readable unit: a Parquet file's row
+        groups, a segment as a whole."""
+        if self._pf is not None:
+            return row_groups(self._pf.metadata)
+        return [(0, self.num_rows, self.ts_min or 0, self.ts_max or 2**62)]
+
+    def read(self, columns: list[str] | None, groups: list[int] | None = None) -> pa.Table:
+        """``columns`` (canonical names present in the file; None: all), of the row groups
+        ``groups`` (None: all; ignored for a segment, which is one unit)."""
+        if self._pf is not None:
+            if groups is None:
+                return self._pf.read(columns=columns, use_threads=False)
+            return self._pf.read_row_groups(groups, columns=columns, use_threads=False)
+        with pa.OSFile(str(self.path)) as f:
+            t = pa.ipc.open_file(f).read_all()
+        return canonical(t, columns)
 
 
 def _meta_int(meta: dict[bytes, bytes] | None, key: bytes) -> int | None:
@@ -204,7 +259,7 @@ class Reader:
                 if idx is None or not window.overlaps(idx * HOUR_NS, (idx + 1) * HOUR_NS):
                     continue
                 path = ep_dir / d / h
-                if probe and not _has_parquet(path):
+                if probe and not _has_files(path):
                     continue
                 yield idx, path
 
@@ -224,9 +279,7 @@ class Reader:
     def live_files(self, hour_dir: Path) -> list[Path]:
         """Readable-looking files of an hour, minus those a compacted file replaced."""
         try:
-            names = [
-                n for n in os.listdir(hour_dir) if n.endswith(SUFFIX) and not n.startswith(".")
-            ]
+            names = [n for n in os.listdir(hour_dir) if is_log_file(n)]
         except FileNotFoundError:
             return []
         superseded: set[str] = set()
@@ -277,30 +330,26 @@ class Reader:
         w = f.window
         if min_ns is not None and w.until is not None and min_ns >= w.until:
             return None
-        pf = pq.ParquetFile(path)
-        schema = pf.schema_arrow
-        lo = _meta_int(schema.metadata, META_TS_MIN)
-        hi = _meta_int(schema.metadata, META_TS_MAX)
+        lf = LogFile(path)
+        lo, hi = lf.ts_min, lf.ts_max
         whole = False
         if lo is not None and hi is not None:
             if not w.overlaps(lo, hi + 1):
                 return None
             whole = w.contains(lo, hi)
-        names = schema.names
+        names = lf.names
         if columns is None:
             cols = None
         else:
             want = dict.fromkeys([*f.needed(), *columns])
             cols = [c for c in want if c in names]
-        md = pf.metadata
-        if groups is None and not whole and md.num_row_groups > 1:
-            groups = [i for i, _, glo, ghi in row_groups(md) if w.overlaps(glo, ghi + 1)]
-        if groups is None:
-            t = pf.read(columns=cols, use_threads=False)
-        elif groups:
-            t = pf.read_row_groups(groups, columns=cols, use_threads=False)
-        else:
+        if groups is None and not whole and not lf.segment and lf.num_rows:
+            units = lf.units()
+            if len(units) > 1:
+                groups = [i for i, _, glo, ghi in units if w.overlaps(glo, ghi + 1)]
+        if groups is not None and not groups:
             return None
+        t = lf.read(cols, groups)
         m = f.mask(t, whole)
         if m is not None:
             t = t.filter(m)
@@ -360,7 +409,7 @@ class Reader:
     def count(self, endpoint: str) -> int:
         total = 0
         for _, hdir in self.hours(endpoint, Window(None, None)):
-            total += sum(self.per_hour(hdir, lambda p: pq.read_metadata(p).num_rows))
+            total += sum(self.per_hour(hdir, lambda p: LogFile(p).num_rows))
         return total
 
     def tail(self, endpoint: str, n: int) -> pa.Table:
@@ -386,7 +435,7 @@ class Reader:
         everything = Filters(Window(None, None))
 
         def units(p: Path) -> list[tuple[Path, int, int, int, int]]:
-            return [(p, *g) for g in row_groups(pq.read_metadata(p))]
+            return [(p, *g) for g in LogFile(p).units()]
 
         for _ in range(_RETRIES):
             found = [u for us in self.per_hour(hdir, units) for u in us]
