@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -166,12 +166,13 @@ def test_cli_pipeline_run_exit_codes(served: tuple[Client, Path], env: dict[str,
     assert r.returncode == 1 and "entry" in r.stderr
 
 
-def _fire(client: Client, endpoint: str, kind: str) -> None:
+def _fire(client: Client, endpoint: str, kind: str, at: datetime | None = None) -> None:
     ws = client.workspace
     with ws.db.write() as s:
         record_event(
             ws.db, s, kind="monitor.firing", subject=endpoint, actor="lockgate-monitor",
-            at=ws.clock.now(), payload={"monitor": f"{endpoint}-{kind}", "alert": 1, "kind": kind},
+            at=at or ws.clock.now(),
+            payload={"monitor": f"{endpoint}-{kind}", "alert": 1, "kind": kind},
         )  # fmt: skip
 
 
@@ -185,7 +186,9 @@ def test_engine_alert_schedule_cooldown_and_rollback(served: tuple[Client, Path]
     svc = AutomationService(ws)
     PipelineStore(ws).set(_spec(f"{WORSE}:crash"))
     svc.set_policy({"endpoint": "credit", "schedule": "* * * * *", "cooldown": 3600})
-    now = ws.clock.now()
+    # 5 s past a minute: the ticks below at +1, +2, +95 and +100 s stay inside the minutes
+    # the schedule has already seen, whatever the wall clock says
+    now = ws.clock.now().replace(second=5, microsecond=0)
     assert svc.tick(now) == []  # first tick: cursor and schedule start from the present
     _fire(client, "credit", "drift")
     made = svc.tick(now + timedelta(seconds=1))
@@ -211,6 +214,23 @@ def test_engine_alert_schedule_cooldown_and_rollback(served: tuple[Client, Path]
     assert RolloutService(ws).status("credit").state.phase == "aborted"
     assert ws.endpoints.get("credit").policy.primary == 1
     assert [t for t, _, _ in _decisions(svc)] == ["drift", "schedule", "slo"]
+
+
+def test_first_tick_acts_on_the_last_minutes_alerts_not_on_history(
+    served: tuple[Client, Path],
+) -> None:
+    client, _ = served
+    ws = client.workspace
+    svc = AutomationService(ws)
+    PipelineStore(ws).set(_spec(f"{WORSE}:crash"))
+    svc.set_policy({"endpoint": "credit", "cooldown": 0, "max_concurrent": 4})
+    now = ws.clock.now()
+    _fire(client, "credit", "drift", at=now - timedelta(seconds=120))  # history
+    _fire(client, "credit", "quality")  # raised by the monitors on this very tick
+    made = svc.tick(now)
+    assert [(d.trigger, d.taken) for d in made] == [("quality", True)]
+    svc.join(120)
+    assert svc.tick(now + timedelta(seconds=1)) == []  # acted on once
 
 
 def test_engine_respects_the_concurrency_limit(served: tuple[Client, Path]) -> None:

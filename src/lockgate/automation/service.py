@@ -16,7 +16,7 @@ import contextlib
 import logging
 import threading
 import weakref
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -54,6 +54,8 @@ log = logging.getLogger("lockgate.automation")
 #: the actor of the policy engine's decisions and of the runs it starts
 AUTOMATION_ACTOR = "lockgate-automation"
 CURSOR = "policy-engine"
+#: on the policy engine's very first tick, the seconds of alerts acted on (older: history)
+FIRST_LOOKBACK = 60.0
 _BATCH = 500
 
 
@@ -164,7 +166,7 @@ class AutomationService:
         self._reap(now)
         policies = {p.endpoint: p for p in self.list_policies()}
         made: list[Decision] = []
-        saved, cursor, events = self._new_events()
+        saved, cursor, events = self._new_events(now)
         for event_id, endpoint, payload in events:
             trigger = MONITOR_TRIGGERS.get(str(payload.get("kind")))
             policy = policies.get(endpoint)
@@ -188,15 +190,22 @@ class AutomationService:
                     made.append(self._apply(policy, trigger, now, {"cron": expr}))
         return made
 
-    def _new_events(self) -> tuple[int, int, list[tuple[int, str, dict[str, Any]]]]:
+    def _new_events(self, now: datetime) -> tuple[int, int, list[tuple[int, str, dict[str, Any]]]]:
         """``(saved cursor, new cursor, monitor.firing events after the saved one)``."""
         with self.ws.db.read() as s:
             row = s.get(AutomationCursorRow, CURSOR)
             self._cursor_missing = row is None
-            if row is None:  # first tick: start from the present, do not replay history
-                top = s.execute(select(func.max(EventRow.id))).scalar_one_or_none() or 0
-                return 0, int(top), []
-            saved = cursor = int(row.event_id)
+            if row is None:
+                # the first tick: history is not replayed, but an alert of the last minute
+                # is acted on (the monitors evaluated in this very tick, before the engine)
+                start = s.execute(
+                    select(func.max(EventRow.id)).where(
+                        EventRow.at < now - timedelta(seconds=FIRST_LOOKBACK)
+                    )
+                ).scalar_one_or_none()
+                saved = cursor = int(start or 0)
+            else:
+                saved = cursor = int(row.event_id)
             rows = s.execute(
                 select(EventRow.id, EventRow.subject, EventRow.payload)
                 .where(EventRow.id > cursor, EventRow.kind == "monitor.firing")
@@ -251,10 +260,17 @@ class AutomationService:
             return True
 
     def situation(
-        self, endpoint: str, model: str | None, now: datetime, *, after_event: int | None = None
+        self,
+        endpoint: str,
+        model: str | None,
+        now: datetime,
+        *,
+        rollback: bool = False,
+        after_event: int | None = None,
     ) -> Situation:
-        """What a decision on ``endpoint`` depends on, read now. ``after_event``: the id of
-        the alert's event, after which a rollout of the endpoint may have ended."""
+        """What a decision on ``endpoint`` depends on, read now. With ``rollback``, also
+        what a rollback needs: the version served before the current one, the last automated
+        rollback and whether a rollout ended after ``after_event`` (the alert's event id)."""
         with self.ws.db.read() as s:
             running = select(func.count()).where(PipelineRunRow.status == "running")
             total = s.execute(running).scalar_one()
@@ -267,8 +283,8 @@ class AutomationService:
             active = s.execute(
                 select(RolloutRow.id).where(RolloutRow.active_endpoint == endpoint)
             ).scalar_one_or_none()
-            ended = None
-            if after_event is not None:
+            ended = state = None
+            if rollback and after_event is not None:
                 ended = s.execute(
                     select(EventRow.payload)
                     .where(
@@ -279,14 +295,17 @@ class AutomationService:
                     .order_by(EventRow.id)
                     .limit(1)
                 ).scalar_one_or_none()
-            state = s.execute(
-                select(AutomationPolicyRow.state).where(AutomationPolicyRow.endpoint == endpoint)
-            ).scalar_one_or_none()
+            if rollback:
+                state = s.execute(
+                    select(AutomationPolicyRow.state).where(
+                        AutomationPolicyRow.endpoint == endpoint
+                    )
+                ).scalar_one_or_none()
         if last is not None and last.tzinfo is None:
             last = last.replace(tzinfo=UTC)
         serving = previous = None
         by_rollback = False
-        if model is not None:
+        if rollback and model is not None:
             with contextlib.suppress(LockgateError):
                 serving = self.ws.endpoints.get(endpoint).policy.primary
                 previous, by_rollback = served_before(
@@ -319,8 +338,9 @@ class AutomationService:
             model = self.ws.endpoints.get(policy.endpoint).model
         event = detail.get("event")
         sit = self.situation(
-            policy.endpoint, model, now, after_event=event if isinstance(event, int) else None
-        )
+            policy.endpoint, model, now, rollback=policy.action_for(trigger) == "rollback",
+            after_event=event if isinstance(event, int) else None,
+        )  # fmt: skip
         decision = decide(policy, trigger, sit, {**detail, "model": model})
         if decision.taken and "to_version" in decision.detail and model is not None:
             return self._redeploy(decision, model, now)
