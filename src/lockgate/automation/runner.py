@@ -5,8 +5,15 @@ The training function runs in a child process (``python -m lockgate.automation._
 with a timeout: a hung or crashing training never takes the server down, and the model comes
 back as a file saved by its flavor's runtime in a safe format, never as a pickle. Every run is
 a row of ``automation_runs`` and two events: ``pipeline.started`` and ``pipeline.finished``
-(its ``status``: ``rolling_out``, ``validated``, ``gates_failed``, ``failed`` or
-``timeout``).
+(its ``status``: ``rolling_out``, ``validated``, ``gates_failed``, ``failed``, ``timeout`` or
+``cancelled``).
+
+The child runs in a session of its own, so a signal to the server never reaches it by
+accident: :func:`stop_training` (the server's shutdown) stops the children of a workspace,
+SIGTERM to each one's process group, SIGKILL after :data:`KILL_GRACE` seconds, and waits until
+their runs are recorded ``cancelled`` with the reason. A parent leaving by an exception
+(Ctrl-C in ``lockgate pipeline run``) takes its child down the same way and records its run
+``cancelled`` too: no training outlives its parent.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,9 +57,60 @@ log = logging.getLogger("lockgate.pipelines")
 
 #: ``progress(stage, fraction)``: what a run reports while it goes
 Progress = Callable[[str, float], None]
-STATUSES = ("running", "rolling_out", "validated", "gates_failed", "failed", "timeout")
-#: the rows of the window stored in a run's lineage, at most
-_MAX_TIMEOUT_GRACE = 5.0
+STATUSES = (
+    "running", "rolling_out", "validated", "gates_failed", "failed", "timeout", "cancelled",
+)  # fmt: skip
+#: seconds a training child has to exit after SIGTERM before it gets SIGKILL
+KILL_GRACE = 5.0
+_MAX_TIMEOUT_GRACE = KILL_GRACE
+#: how often a waiting parent looks whether it was told to stop
+_POLL = 0.1
+
+
+class _Training:
+    """The pipeline runs of this process per workspace, so that a shutdown can stop them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._runs: dict[tuple[int, int], Workspace] = {}
+        self._stopped: weakref.WeakSet[Workspace] = weakref.WeakSet()
+
+    def stopping(self, ws: Workspace) -> bool:
+        with self._cond:
+            return ws in self._stopped
+
+    def enter(self, ws: Workspace, run_id: int) -> None:
+        with self._cond:
+            self._runs[(id(ws), run_id)] = ws
+
+    def leave(self, ws: Workspace, run_id: int) -> None:
+        with self._cond:
+            self._runs.pop((id(ws), run_id), None)
+            self._cond.notify_all()
+
+    def stop(self, ws: Workspace, timeout: float) -> list[int]:
+        def left() -> list[int]:
+            return sorted(run for (_, run), w in self._runs.items() if w is ws)
+
+        with self._cond:
+            self._stopped.add(ws)
+            self._cond.wait_for(lambda: not left(), timeout)
+            return left()
+
+
+_TRAINING = _Training()
+
+
+def stop_training(ws: Workspace, timeout: float = KILL_GRACE + 20.0) -> list[int]:
+    """Stop the pipeline runs of ``ws`` in this process (a server's shutdown): each training
+    child gets SIGTERM with its process group, SIGKILL after :data:`KILL_GRACE` s, and its run
+    is recorded ``cancelled`` with the reason; runs that have not spawned their child yet never
+    do, nor do runs started later on ``ws``. Waits up to ``timeout`` s for every run to record
+    its end; returns the ids of those that did not (none, normally)."""
+    left = _TRAINING.stop(ws, timeout)
+    if left:
+        log.error("pipeline runs %s still going after %g s of shutdown", left, timeout)
+    return left
 
 
 @dataclass
@@ -238,15 +297,26 @@ class PipelineRunner:
         outcome = RunOutcome(run_id, spec.model, "running", trigger)
         outcome.parent_version = parent.version if parent else None
         started = time.monotonic()
+        _TRAINING.enter(self.ws, run_id)
         try:
-            self._run(spec, parent, target, frame, window, timeout, say, outcome)
-        except LockgateError as exc:
-            outcome.status, outcome.error = "failed", exc.message
-        except Exception as exc:  # recorded on the run, never lost
-            log.exception("pipeline run %s of %s failed", run_id, spec.model)
-            outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
-        outcome.seconds = time.monotonic() - started
-        self._finish(outcome)
+            try:
+                self._run(spec, parent, target, frame, window, timeout, say, outcome)
+            except LockgateError as exc:
+                outcome.status, outcome.error = "failed", exc.message
+            except Exception as exc:  # recorded on the run, never lost
+                log.exception("pipeline run %s of %s failed", run_id, spec.model)
+                outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+            except BaseException as exc:  # Ctrl-C: the child is gone; record, then go on
+                outcome.status = "cancelled"
+                outcome.error = f"interrupted ({type(exc).__name__}); the training was stopped"
+                outcome.seconds = time.monotonic() - started
+                with contextlib.suppress(Exception):
+                    self._finish(outcome)
+                raise
+            outcome.seconds = time.monotonic() - started
+            self._finish(outcome)
+        finally:
+            _TRAINING.leave(self.ws, run_id)
         say(f"finished: {outcome.status}", 1.0)
         return outcome
 
@@ -407,9 +477,14 @@ class PipelineRunner:
                 )
             )
         (job_dir / "job.json").write_bytes(orjson.dumps(job))
-        code, stderr = run_child(job_dir, timeout, say)
+        child = run_child(job_dir, timeout, say, stop=lambda: _TRAINING.stopping(self.ws))
+        code, stderr = child.code, child.stderr
         result_file = job_dir / "result.json"
         doc = orjson.loads(result_file.read_bytes()) if result_file.exists() else {}
+        if child.stopped is not None:
+            outcome.status = "cancelled"
+            outcome.error = f"the server shut down during training: {child.stopped}"
+            return None
         if code is None:
             outcome.status = "timeout"
             outcome.error = f"training did not finish in {timeout:g} s; the process was killed"
@@ -479,10 +554,26 @@ def run_doc(r: PipelineRunRow) -> dict[str, Any]:
     }
 
 
-def run_child(job_dir: Path, timeout: float, say: Progress) -> tuple[int | None, str]:
-    """Run the training child on ``job_dir``; ``(exit code, stderr)``, code None when it was
-    killed at ``timeout`` (with its whole process group)."""
+@dataclass(frozen=True)
+class ChildExit:
+    """How a training child ended: its exit ``code`` (None when it was stopped), its
+    ``stderr``, and ``stopped``: why it was stopped by :func:`stop_training` (None when it
+    exited by itself or was killed at its timeout)."""
+
+    code: int | None
+    stderr: str
+    stopped: str | None = None
+
+
+def run_child(
+    job_dir: Path, timeout: float, say: Progress, *, stop: Callable[[], bool] = lambda: False
+) -> ChildExit:
+    """Run the training child on ``job_dir`` until it exits, its ``timeout`` passes (then it
+    is killed with its process group: code None) or ``stop()`` says to stop (then too, and
+    ``stopped`` says how)."""
     stderr_path = job_dir / "stderr.txt"
+    if stop():
+        return ChildExit(None, "", "the training process was not started")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(stderr_path, "w") as err:
         proc = subprocess.Popen(
@@ -497,13 +588,29 @@ def run_child(job_dir: Path, timeout: float, say: Progress) -> tuple[int | None,
         stages = {"loading data": 0.15, "training": 0.2, "saving": 0.6, "done": 0.65}
         reader = threading.Thread(target=_relay, args=(proc, stages, say), daemon=True)
         reader.start()
+        deadline = time.monotonic() + timeout
+        code: int | None = None
+        stopped: str | None = None
         try:
-            code: int | None = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+            while True:
+                try:
+                    code = proc.wait(timeout=max(0.0, min(_POLL, deadline - time.monotonic())))
+                    break
+                except subprocess.TimeoutExpired:
+                    if stop():
+                        how = _kill(proc)
+                        stopped = f"the training process (pid {proc.pid}) was {how}"
+                        break
+                    if time.monotonic() >= deadline:
+                        _kill(proc)
+                        break
+        except BaseException:  # the parent is leaving (Ctrl-C): the child goes with it
             _kill(proc)
-            code = None
+            raise
         reader.join(_MAX_TIMEOUT_GRACE)
-    return code, stderr_path.read_text(errors="replace")
+    if stopped is not None:
+        log.warning("pipeline child %s stopped for shutdown: %s", job_dir.name, stopped)
+    return ChildExit(code, stderr_path.read_text(errors="replace"), stopped)
 
 
 def _relay(proc: subprocess.Popen[str], stages: dict[str, float], say: Progress) -> None:
@@ -514,12 +621,22 @@ def _relay(proc: subprocess.Popen[str], stages: dict[str, float], say: Progress)
             say(stage, stages.get(stage, 0.2))
 
 
-def _kill(proc: subprocess.Popen[str]) -> None:
+def _kill(proc: subprocess.Popen[str], grace: float | None = None) -> str:
+    """SIGTERM to the child's process group, SIGKILL after ``grace`` (default
+    :data:`KILL_GRACE`) s; then the group's stragglers get SIGKILL too. Returns how it went."""
+    grace = KILL_GRACE if grace is None else grace
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGTERM)
+    how = "terminated (SIGTERM)"
     try:
-        proc.wait(timeout=_MAX_TIMEOUT_GRACE)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        how = f"killed (SIGKILL after {grace:g} s of SIGTERM)"
+    # processes the training started in its group (a grandchild that ignored SIGTERM) must
+    # not outlive it
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return how

@@ -290,6 +290,11 @@ class Controller:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        from lockgate.automation.runner import stop_training
+
+        # the workspace's training children run in sessions of their own: stop them and
+        # record their runs cancelled while the store is open (a server's shutdown)
+        await asyncio.to_thread(stop_training, self.ws)
         await asyncio.to_thread(self.lease.release)
         self.metrics.leader.set(0)
 
