@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lockgate.client import Client
 from lockgate.settings import Settings
+
+if TYPE_CHECKING:
+    from lockgate.client import Client
 
 
 @dataclass
@@ -26,6 +28,7 @@ class CLIState:
         return Settings(**overrides)
 
     def client(self, **extra: Any) -> Client:
+        from lockgate.client import Client
         from lockgate.workspace import Workspace
 
         return Client(Workspace(self.settings(**extra)))
