@@ -1,21 +1,25 @@
-"""The composition root: the only place that wires store, services, serving and web."""
+"""The composition root: the only place that wires store, services, serving and web.
+
+Start-up is ordered for time to ready: the data plane first; the control plane is wired once
+the data plane is ready (:class:`ControlPlane`). So this module imports the rest only in
+functions.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
-from lockgate.serving.dataplane import DataPlane
-from lockgate.serving.metrics import ServingMetrics
 from lockgate.settings import Settings
-from lockgate.web.api import create_api
-from lockgate.web.app import LockgateApp
-from lockgate.web.dataplane import DataPlaneApp
-from lockgate.workspace import Workspace
+
+if TYPE_CHECKING:
+    from lockgate.serving.dataplane import DataPlane
+    from lockgate.web.app import ASGIApp, LockgateApp
+    from lockgate.workspace import Workspace
 
 log = logging.getLogger("lockgate.server")
 
@@ -28,11 +32,80 @@ class Server:
     plane: DataPlane
     app: LockgateApp
     predlog: Any
+    control: ControlPlane
+
+
+class ControlPlane:
+    """``/api/v1`` (FastAPI), the rollout controller and the monitor service.
+
+    They are wired in a worker thread once the data plane is ready (FastAPI, its pydantic
+    models and the services' imports take the better part of a second), so
+    ``/v2/health/ready`` does not wait for them. A request to ``/api/v1`` or ``/metrics``
+    that arrives before they are up waits for them.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        ws: Workspace,
+        predlog: Any,
+        plane: DataPlane,
+        registry: CollectorRegistry,
+    ) -> None:
+        from lockgate.web.app import LateApp
+
+        self.settings = settings
+        self.ws = ws
+        self.predlog = predlog
+        self.plane = plane
+        self.registry = registry
+        self.controller: Any = None
+        self.monitors: Any = None
+        self.api = LateApp(self._build, "control plane (/api/v1, controller, monitors)")
+
+    def start(self) -> None:
+        """Start wiring it (on the event loop, after the data plane is ready)."""
+        self.api.start()
+
+    async def wait(self) -> None:
+        """Return once it is up (starting it if needed); raise if it failed."""
+        await self.api.wait()
+
+    async def stop(self) -> None:
+        """Let a start in progress finish, then stop the controller and the monitors."""
+        await self.api.settle()
+        if self.controller is not None:
+            await self.controller.stop()
+        if self.monitors is not None:
+            await asyncio.to_thread(self.monitors.close)
+
+    async def _build(self) -> ASGIApp:
+        api: ASGIApp = await asyncio.to_thread(self._wire)
+        await self.controller.start()
+        return api
+
+    def _wire(self) -> Any:
+        from lockgate.web.api import create_api
+
+        self.controller = _controller(
+            self.settings, self.ws, self.predlog, self.plane, self.registry
+        )
+        self.monitors = _monitors(self.ws, self.controller, self.registry)
+        api = create_api(self.ws, self.plane)
+        api.state.controller = self.controller
+        api.state.monitors = self.monitors
+        return api
 
 
 def build(settings: Settings | None = None, *, workspace: Workspace | None = None) -> Server:
-    """Wire a server: workspace, prediction log, data plane, web app and lifespan hooks."""
+    """Wire a server: workspace, prediction log, data plane, web app and lifespan hooks; the
+    control plane is wired once the data plane is ready (:class:`ControlPlane`)."""
+    from lockgate.serving.dataplane import DataPlane
+    from lockgate.serving.metrics import ServingMetrics
     from lockgate.store.predlog import PredictionLog
+    from lockgate.web.app import LockgateApp
+    from lockgate.web.dataplane import DataPlaneApp
+    from lockgate.workspace import Workspace
 
     settings = settings or Settings()
     ws = workspace or Workspace(settings)
@@ -57,8 +130,7 @@ def build(settings: Settings | None = None, *, workspace: Workspace | None = Non
         shadow_workers=settings.shadow_workers,
         shadow_queue=settings.shadow_queue,
     )
-    controller = _controller(settings, ws, predlog, plane, registry)
-    monitors = _monitors(ws, controller, registry)
+    control = ControlPlane(settings, ws, predlog, plane, registry)
 
     async def startup() -> None:
         if predlog is not None:
@@ -66,28 +138,25 @@ def build(settings: Settings | None = None, *, workspace: Workspace | None = Non
         else:
             log.warning("prediction log off (LOCKGATE_LOG_PREDICTIONS=false): nothing recorded")
         await plane.start()
-        await controller.start()
+        control.start()
         log.info("lockgate ready: %d endpoint(s)", len(plane.endpoints()))
 
     async def shutdown() -> None:
-        await controller.stop()
-        await asyncio.to_thread(monitors.close)
+        await control.stop()
         await plane.stop()
         if predlog is not None:
             await asyncio.to_thread(predlog.close)
         ws.close()
 
-    api = create_api(ws, plane)
-    api.state.controller = controller
-    api.state.monitors = monitors
     app = LockgateApp(
-        api=api,
+        api=control.api,
         dataplane=DataPlaneApp(plane),
         registry=registry,
         on_startup=[startup],
         on_shutdown=[shutdown],
+        before_metrics=control.wait,
     )
-    return Server(settings, ws, registry, plane, app, predlog)
+    return Server(settings, ws, registry, plane, app, predlog, control)
 
 
 def _controller(

@@ -1,0 +1,98 @@
+"""Start-up order: the data plane answers ready first and the control plane (``/api/v1``, the
+rollout controller, the monitors) is wired just after; nothing asked of the control plane
+in between fails, and a SIGTERM in between still stops the server cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.serving.conftest import start_server
+
+from lockgate.client import Client
+from lockgate.web.app import LateApp
+
+PATHS = ("/api/v1/health", "/api/v1/openapi.json", "/api/v1/endpoints", "/metrics")
+
+
+def test_control_plane_answers_from_the_first_request(
+    deployed: Client, env: dict[str, str], tmp_path: Path
+) -> None:
+    srv = start_server(env, tmp_path)
+    try:
+        # all at once, straight after ready: they wait for the control plane, none fails
+        with ThreadPoolExecutor(len(PATHS)) as pool:
+            answers = list(pool.map(lambda p: httpx.get(f"{srv.url}{p}", timeout=60), PATHS))
+        for path, r in zip(PATHS, answers, strict=True):
+            assert r.status_code == 200, (path, r.text)
+        health, openapi, endpoints, metrics = answers
+        assert health.json()["ready"] is True
+        assert "/api/v1/models" in openapi.json()["paths"]
+        assert [e["name"] for e in endpoints.json()["endpoints"]] == ["iris"]
+        # the controller's series are there from the first scrape
+        assert "lockgate_controller_leader" in metrics.text
+        assert "lockgate_requests_total" in metrics.text
+    finally:
+        assert srv.stop() == 0, srv.log()
+    assert "failed to start" not in srv.log()
+
+
+def test_sigterm_right_after_ready_exits_0(
+    deployed: Client, env: dict[str, str], tmp_path: Path
+) -> None:
+    srv = start_server(env, tmp_path)
+    assert srv.stop(signal.SIGTERM) == 0, srv.log()
+    assert "Traceback" not in srv.log(), srv.log()
+
+
+# -- LateApp: an ASGI app built after start-up ----------------------------------------------
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.calls.append(scope["path"])
+
+
+def test_late_app_requests_wait_for_the_build() -> None:
+    async def scenario() -> list[str]:
+        inner = _Recorder()
+        gate = asyncio.Event()
+
+        async def build() -> Any:
+            await gate.wait()
+            return inner
+
+        late = LateApp(build)
+        await late.settle()  # nothing started: returns at once, starts nothing
+        late.start()
+        pending = [asyncio.ensure_future(late({"path": f"/api/{i}"}, None, None)) for i in range(3)]
+        await asyncio.sleep(0.01)
+        assert not any(t.done() for t in pending) and inner.calls == []
+        gate.set()
+        await asyncio.gather(*pending)
+        await late({"path": "/api/after"}, None, None)
+        return inner.calls
+
+    assert sorted(asyncio.run(scenario())) == ["/api/0", "/api/1", "/api/2", "/api/after"]
+
+
+def test_late_app_build_failure_fails_requests_not_shutdown() -> None:
+    async def scenario() -> None:
+        async def build() -> Any:
+            raise RuntimeError("boom")
+
+        late = LateApp(build)
+        late.start()
+        await late.settle()  # the failure is logged, not raised here
+        with pytest.raises(RuntimeError, match="boom"):
+            await late({"path": "/api/x"}, None, None)
+
+    asyncio.run(scenario())
