@@ -1,13 +1,14 @@
 """The composition root: the only place that wires store, services, serving and web.
 
-Start-up is ordered for time to ready: the data plane first; the control plane is wired once
-the data plane is ready (:class:`ControlPlane`). So this module imports the rest only in
-functions.
+Start-up is ordered for time to ready: the frameworks of the deployed models first
+(:func:`preload_frameworks`), then the data plane; the control plane is wired once the data
+plane is ready (:class:`ControlPlane`). So this module imports the rest only in functions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from lockgate.workspace import Workspace
 
 log = logging.getLogger("lockgate.server")
+
+#: flavor -> the modules its models cannot load without, in the order to import them (see
+#: :func:`preload_frameworks`; SciPy's ufuncs first, for skops's scan of them)
+PRELOAD_MODULES: dict[str, tuple[str, ...]] = {"sklearn": ("scipy.special", "sklearn.base")}
 
 
 @dataclass
@@ -197,6 +202,48 @@ def _monitors(ws: Workspace, controller: Any, registry: CollectorRegistry) -> An
     return monitors
 
 
+def preload_frameworks(settings: Settings) -> list[str]:
+    """Import the frameworks of the deployed models before anything else; return their
+    modules.
+
+    The data plane needs them before it is ready anyway, and imported first they make the
+    models load faster: skops, when imported, finds the module of each of ~400 SciPy ufuncs
+    by scanning ``sys.modules`` in import order, a scan that ends sooner the earlier SciPy
+    was imported (about 0.1 s less CPU at start-up with a scikit-learn model here). Best
+    effort: a database that cannot answer (new, or unreachable) preloads nothing, and a
+    missing framework is left for the data plane to report."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from lockgate.errors import LockgateError
+    from lockgate.store.db import Database
+    from lockgate.store.schema import EndpointRow, VersionRow
+
+    query = (
+        select(VersionRow.flavor)
+        .join(EndpointRow, EndpointRow.model_id == VersionRow.model_id)
+        .distinct()
+    )
+    try:
+        db = Database(settings.resolved_database_url)
+        try:
+            with db.read() as session:
+                flavors = set(session.scalars(query))
+        finally:
+            db.dispose()
+    except (SQLAlchemyError, LockgateError):
+        return []
+    modules: list[str] = []
+    for flavor in sorted(flavors & PRELOAD_MODULES.keys()):
+        for module in PRELOAD_MODULES[flavor]:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                break
+            modules.append(module)
+    return modules
+
+
 def run(
     settings: Settings | None = None, *, host: str | None = None, port: int | None = None
 ) -> None:
@@ -205,6 +252,7 @@ def run(
     import uvicorn
 
     settings = settings or Settings()
+    preload_frameworks(settings)
     server = build(settings)
     config = uvicorn.Config(
         server.app,

@@ -15,6 +15,8 @@ import pytest
 from tests.serving.conftest import start_server
 
 from lockgate.client import Client
+from lockgate.server import preload_frameworks
+from lockgate.settings import Settings
 from lockgate.web.app import LateApp
 
 PATHS = ("/api/v1/health", "/api/v1/openapi.json", "/api/v1/endpoints", "/metrics")
@@ -48,6 +50,21 @@ def test_sigterm_right_after_ready_exits_0(
     srv = start_server(env, tmp_path)
     assert srv.stop(signal.SIGTERM) == 0, srv.log()
     assert "Traceback" not in srv.log(), srv.log()
+
+
+def test_preload_imports_the_deployed_flavors_frameworks(
+    deployed: Client, home: Path, database_url: str
+) -> None:
+    settings = Settings(home=home, database_url=database_url)
+    assert preload_frameworks(settings) == ["scipy.special", "sklearn.base"]
+
+
+def test_preload_is_best_effort(tmp_path: Path) -> None:
+    """A new (not yet migrated) database or an unusable URL preloads nothing, quietly."""
+    new = Settings(home=tmp_path / "new", database_url=f"sqlite:///{tmp_path / 'new.db'}")
+    assert preload_frameworks(new) == []
+    bad = Settings(home=tmp_path / "bad", database_url="mysql://nowhere/db")
+    assert preload_frameworks(bad) == []
 
 
 # -- LateApp: an ASGI app built after start-up ----------------------------------------------
