@@ -101,14 +101,17 @@ def test_late_app_requests_wait_for_the_build() -> None:
     assert sorted(asyncio.run(scenario())) == ["/api/0", "/api/1", "/api/2", "/api/after"]
 
 
-def test_late_app_build_failure_fails_requests_not_shutdown() -> None:
+def test_late_app_build_failure_is_reported_to_the_server() -> None:
     async def scenario() -> None:
         async def build() -> Any:
             raise RuntimeError("boom")
 
         late = LateApp(build)
+        failures: list[BaseException] = []
+        late.on_failure = failures.append  # lockgate.server.run stops the server on it
         late.start()
-        await late.settle()  # the failure is logged, not raised here
+        await late.settle()  # the failure is logged and reported, not raised here
+        assert [str(e) for e in failures] == ["boom"]
         with pytest.raises(RuntimeError, match="boom"):
             await late({"path": "/api/x"}, None, None)
 

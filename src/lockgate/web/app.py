@@ -29,6 +29,8 @@ class LateApp:
         self.name = name
         self._task: asyncio.Task[ASGIApp] | None = None
         self._app: ASGIApp | None = None
+        #: called with the exception when the build fails (the server stops on it)
+        self.on_failure: Callable[[BaseException], None] | None = None
 
     def start(self) -> None:
         if self._task is None:
@@ -37,7 +39,9 @@ class LateApp:
 
     def _report(self, task: asyncio.Task[ASGIApp]) -> None:
         if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("%s failed to start; its requests answer 500", self.name, exc_info=exc)
+            log.error("%s failed to start", self.name, exc_info=exc)
+            if self.on_failure is not None:
+                self.on_failure(exc)
 
     async def wait(self) -> ASGIApp:
         """The app, once built (the build starts now if it has not yet)."""
