@@ -32,6 +32,8 @@ ENTRY_RULE = (
 STRATEGIES = ("shadow", "canary", "shadow-then-canary", "none")
 #: the built-in entry point of online learning (``partial_fit`` on the parent version)
 ONLINE_ENTRY = "lockgate.automation.online:partial_fit_update"
+#: the key of a pipeline's ``state``: when the policy engine last considered its schedule
+SCHEDULE_LAST = "schedule_last"
 
 
 def _error(name: str, expected: str, got: Any) -> InvalidInputError:
@@ -175,7 +177,8 @@ class PipelineStore:
         self.ws = ws
 
     def set(self, spec: PipelineSpec | dict[str, Any], *, reason: str = "") -> PipelineSpec:
-        """Create or replace ``spec.model``'s pipeline (script entries are stored absolute)."""
+        """Create or replace ``spec.model``'s pipeline (script entries are stored absolute).
+        A new or changed schedule starts counting when the policy engine first sees it."""
         if not isinstance(spec, PipelineSpec):
             spec = PipelineSpec.from_dict(spec)
         if spec.entry != ONLINE_ENTRY:
@@ -189,8 +192,12 @@ class PipelineStore:
             kind = "pipeline.updated"
             if row is None:
                 kind = "pipeline.created"
-                row = PipelineRow(model=spec.model, created_at=now, created_by=self.ws.actor)
+                row = PipelineRow(
+                    model=spec.model, state={}, created_at=now, created_by=self.ws.actor
+                )
                 s.add(row)
+            elif (row.spec or {}).get("schedule") != spec.schedule:
+                row.state = {k: v for k, v in (row.state or {}).items() if k != SCHEDULE_LAST}
             row.spec = spec.to_dict()
             row.updated_at = now
             row.updated_by = self.ws.actor
@@ -242,6 +249,7 @@ class PipelineStore:
 __all__ = [
     "ENTRY_RULE",
     "ONLINE_ENTRY",
+    "SCHEDULE_LAST",
     "PipelineSpec",
     "PipelineStore",
     "parse_entry",

@@ -5,9 +5,14 @@ Triggers and their default actions:
 - a ``drift`` or ``quality`` monitor firing: ``retrain`` (run the model's pipeline);
 - an SLO monitor (``error_rate``, ``latency``) firing: ``rollback`` (abort the endpoint's
   active rollout, else redeploy the version the endpoint served before its current one);
-- ``schedule`` (a cron expression): ``retrain``;
-- ``online`` (a cron expression): update the serving version with ``partial_fit`` on the
-  labelled window into a new version, through the same gates and rollout.
+- ``schedule`` (a cron expression or ``@every DURATION``): ``retrain``;
+- ``online`` (a cron expression or ``@every DURATION``): update the serving version with
+  ``partial_fit`` on the labelled window into a new version, through the same gates and
+  rollout.
+
+A pipeline's own ``schedule`` is a ``schedule`` trigger of its endpoint too, decided by
+:func:`pipeline_schedule_rules`: the endpoint's policy when it has one (its switch, cool-down
+and concurrency limit), else the defaults without a cool-down.
 
 A retrain is skipped, with the reason, while one of the endpoint is running, while a rollout
 is active on it, within ``cooldown`` seconds of its last start, or when ``max_concurrent``
@@ -20,7 +25,7 @@ records each decision as an ``automation.decision`` event, taken or skipped.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -113,6 +118,19 @@ class AutomationPolicy:
         if "endpoint" not in d:
             raise InvalidInputError.for_field("endpoint", "a value (required)", None)
         return cls(**d)
+
+
+def pipeline_schedule_rules(
+    endpoint: str, schedule: str, policy: AutomationPolicy | None
+) -> AutomationPolicy:
+    """The rules a pipeline's own ``schedule`` on ``endpoint`` is decided by: a retrain,
+    held back like any retrain of the endpoint. With the endpoint's ``policy``, its switch,
+    cool-down and concurrency limit apply (a disabled policy pauses the pipeline's schedule
+    too); without one, the defaults apply without a cool-down (one retrain at a time in the
+    workspace, none while the endpoint's retrain runs or a rollout is active on it)."""
+    if policy is None:
+        return AutomationPolicy(endpoint, schedule=schedule, cooldown=0.0)
+    return replace(policy, endpoint=endpoint, schedule=schedule)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,18 @@
 the server's controller, and the background worker that runs retrains.
 
 :meth:`AutomationService.tick` runs in the controller's thread while it holds the lease: it
-reads the ``monitor.firing`` events appended since its cursor, checks the cron schedules,
-decides with :func:`~lockgate.automation.policies.decide` and records each decision as an
+reads the ``monitor.firing`` events appended since its cursor, checks the cron schedules (the
+policies' ``schedule`` and ``online``, then the pipelines' own ``schedule``), decides with
+:func:`~lockgate.automation.policies.decide` and records each decision as an
 ``automation.decision`` event (taken or skipped, with the reason). A taken retrain inserts its
 run row there (so the concurrency limit counts it at once) and is handed to a worker thread,
 which runs the training subprocess, the gates and the rollout: the controller never waits for
 a training. Runs left ``running`` past their deadline (their server died) are marked failed.
+
+When a schedule was last considered is kept in the ``state`` of its policy or pipeline row, so
+a restarted or replaced leader neither repeats a slot nor back-fires: slots missed while no
+server ran fire once, not once each. A new, changed or re-added schedule counts from the
+first tick that sees it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import contextlib
 import logging
 import threading
 import weakref
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +30,19 @@ from sqlalchemy import func, select
 
 from lockgate.audit.events import record_event
 from lockgate.automation.cron import parse_cron
-from lockgate.automation.pipelines import ONLINE_ENTRY, PipelineSpec, PipelineStore
+from lockgate.automation.pipelines import (
+    ONLINE_ENTRY,
+    SCHEDULE_LAST,
+    PipelineSpec,
+    PipelineStore,
+)
 from lockgate.automation.policies import (
     MONITOR_TRIGGERS,
     AutomationPolicy,
     Decision,
     Situation,
     decide,
+    pipeline_schedule_rules,
 )
 from lockgate.automation.rollback import ROLLBACK_STATE, redeploy, served_before
 from lockgate.automation.runner import PipelineRunner, RunOutcome
@@ -39,6 +52,7 @@ from lockgate.store.schema import (
     AutomationCursorRow,
     AutomationPolicyRow,
     EventRow,
+    PipelineRow,
     PipelineRunRow,
     RolloutRow,
 )
@@ -98,6 +112,13 @@ class AutomationService:
                     endpoint=policy.endpoint, state={}, created_at=now, created_by=self.ws.actor
                 )
                 s.add(row)
+            else:  # a new or changed schedule starts counting when the engine first sees it
+                old = dict(row.spec or {})
+                state = dict(row.state or {})
+                for trigger in ("schedule", "online"):
+                    if old.get(trigger) != getattr(policy, trigger):
+                        state.pop(f"{trigger}_last", None)
+                row.state = state
             row.spec = policy.to_dict()
             row.updated_at = now
             row.updated_by = self.ws.actor
@@ -161,7 +182,9 @@ class AutomationService:
 
     # -- the controller's path --------------------------------------------------------------
     def tick(self, now: datetime | None = None) -> list[Decision]:
-        """One round of the policy engine (the controller calls it while it leads)."""
+        """One round of the policy engine (the controller calls it while it leads): the new
+        alerts, the policies' schedules, then the pipelines' own schedules; the decisions
+        made, in that order."""
         now = now or self.clock.now()
         self._reap(now)
         policies = {p.endpoint: p for p in self.list_policies()}
@@ -187,8 +210,71 @@ class AutomationService:
             for trigger in ("schedule", "online"):
                 expr = getattr(policy, trigger)
                 if expr and self._schedule_due(policy.endpoint, trigger, expr, now):
-                    made.append(self._apply(policy, trigger, now, {"cron": expr}))
+                    detail = {"cron": expr, "schedule_of": "policy"}
+                    made.append(self._apply(policy, trigger, now, detail))
+        started = {d.endpoint for d in made if d.taken and d.action in ("retrain", "online")}
+        made.extend(self._pipeline_schedules(policies, started, now))
         return made
+
+    def _pipeline_schedules(
+        self, policies: dict[str, AutomationPolicy], started: set[str], now: datetime
+    ) -> list[Decision]:
+        """Decide on the pipelines whose own schedule came due (one read when none did);
+        ``started``: the endpoints a retrain was started for on this tick, which count as
+        running even if that run has already ended."""
+        with self.ws.db.read() as s:
+            rows = s.execute(
+                select(PipelineRow.model, PipelineRow.spec, PipelineRow.state).order_by(
+                    PipelineRow.model
+                )
+            ).all()
+        made: list[Decision] = []
+        for model, doc, state in rows:
+            expr = (doc or {}).get("schedule")
+            if not expr:
+                continue
+            where = PipelineRow.model == model
+            if self._due(PipelineRow, where, SCHEDULE_LAST, str(expr), now, state or {}):
+                spec = PipelineSpec.from_dict(dict(doc))
+                endpoint = spec.endpoint_name
+                decision = self._apply_pipeline(
+                    spec, policies.get(endpoint), now, started=endpoint in started
+                )
+                if decision.taken:
+                    started.add(endpoint)
+                made.append(decision)
+        return made
+
+    def _apply_pipeline(
+        self,
+        spec: PipelineSpec,
+        policy: AutomationPolicy | None,
+        now: datetime,
+        *,
+        started: bool = False,
+    ) -> Decision:
+        """A pipeline's own schedule came due: a retrain of its endpoint, held back like a
+        policy's scheduled retrain (:func:`~lockgate.automation.policies.pipeline_schedule_rules`)
+        and recorded the same way; a taken one starts a run with trigger ``schedule``.
+        ``started``: a retrain of the endpoint was started on this tick."""
+        assert spec.schedule is not None
+        endpoint = spec.endpoint_name
+        rules = pipeline_schedule_rules(endpoint, spec.schedule, policy)
+        sit = self.situation(endpoint, spec.model, now)
+        if started:
+            sit = replace(sit, running_here=max(sit.running_here, 1))
+        detail = {"cron": spec.schedule, "schedule_of": "pipeline", "model": spec.model}
+        decision = decide(rules, "schedule", sit, detail)
+        self._record(decision, now)
+        if not decision.taken:
+            log.info(
+                "automation on %s: %s's schedule skipped (%s)", endpoint, spec.model,
+                decision.reason,
+            )  # fmt: skip
+            return decision
+        log.warning("automation on %s: %s's schedule -> retrain", endpoint, spec.model)
+        self.start_run(spec, {"type": "schedule", **decision.detail})
+        return decision
 
     def _new_events(self, now: datetime) -> tuple[int, int, list[tuple[int, str, dict[str, Any]]]]:
         """``(saved cursor, new cursor, monitor.firing events after the saved one)``."""
@@ -228,36 +314,42 @@ class AutomationService:
                 row.updated_at = now
 
     def _schedule_due(self, endpoint: str, trigger: str, expr: str, now: datetime) -> bool:
-        """Whether the schedule fired since it was last considered; marks it considered."""
+        """Whether the policy's ``trigger`` schedule fired since it was last considered;
+        marks it considered."""
+        where = AutomationPolicyRow.endpoint == endpoint
+        return self._due(AutomationPolicyRow, where, f"{trigger}_last", expr, now)
+
+    def _due(
+        self,
+        table: type[AutomationPolicyRow] | type[PipelineRow],
+        where: Any,
+        key: str,
+        expr: str,
+        now: datetime,
+        state: dict[str, Any] | None = None,
+    ) -> bool:
+        """Whether the schedule ``expr`` fired since it was last considered, as kept under
+        ``key`` in the ``state`` of the row of ``table`` matching ``where`` (``state``: that
+        state, when already read); marks it considered. A schedule never considered (new,
+        changed or re-added) starts counting now."""
         cron = parse_cron(expr)
-        key = f"{trigger}_last"
-        with self.ws.db.read() as s:
-            state = s.execute(
-                select(AutomationPolicyRow.state).where(AutomationPolicyRow.endpoint == endpoint)
-            ).scalar_one_or_none()
+        if state is None:
+            with self.ws.db.read() as s:
+                state = s.execute(select(table.state).where(where)).scalar_one_or_none()
         seen = (state or {}).get(key)
         if seen and not cron.due(datetime.fromisoformat(seen), now):
             return False  # the common case: nothing to write
         with self.ws.db.write() as s:
-            row = s.execute(
-                select(AutomationPolicyRow)
-                .where(AutomationPolicyRow.endpoint == endpoint)
-                .with_for_update()
-            ).scalar_one_or_none()
+            row = s.execute(select(table).where(where).with_for_update()).scalar_one_or_none()
             if row is None:
                 return False
-            state = dict(row.state or {})
-            last = state.get(key)
-            last_at = datetime.fromisoformat(last) if last else None
-            if last_at is None:  # a new schedule starts counting now
-                state[key] = now.isoformat()
-                row.state = state
-                return False
-            if not cron.due(last_at, now):
-                return False
-            state[key] = now.isoformat()
-            row.state = state
-            return True
+            fresh = dict(row.state or {})
+            last = fresh.get(key)
+            due = last is not None and cron.due(datetime.fromisoformat(last), now)
+            if last is None or due:
+                fresh[key] = now.isoformat()
+                row.state = fresh
+            return due
 
     def situation(
         self,

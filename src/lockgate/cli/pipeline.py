@@ -26,6 +26,8 @@ ModelArg = Annotated[str, typer.Argument(help="Model name.")]
 EndpointArg = Annotated[str, typer.Argument(help="Endpoint name.")]
 ReasonOpt = Annotated[str, typer.Option(help="Why; kept in the event log.")]
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+#: how a schedule is written, in the help of every schedule option
+_WHEN = "a cron expression in UTC ('0 3 * * *', '@daily') or '@every DURATION' (30s, 15m, 2h, 1d)"
 
 
 def seconds(text: str | None, field: str) -> float | None:
@@ -71,7 +73,12 @@ def set_pipeline(
         str, typer.Option(help="pkg.module:function, or a script path[.py][:function].")
     ],
     schedule: Annotated[
-        str | None, typer.Option(help="Cron expression (UTC) for scheduled retrains.")
+        str | None,
+        typer.Option(
+            help=f"Retrain on its own: {_WHEN}. A running server fires it, held back like "
+            "any retrain of the endpoint (its policy's cool-down and concurrency limit, an "
+            "active rollout)."
+        ),
     ] = None,
     endpoint: Annotated[str | None, typer.Option(help="Endpoint (default: MODEL).")] = None,
     strategy: Annotated[
@@ -260,9 +267,11 @@ def set_policy(
     on_drift: Annotated[str, typer.Option(help="retrain or none.")] = "retrain",
     on_quality: Annotated[str, typer.Option(help="retrain or none.")] = "retrain",
     on_slo: Annotated[str, typer.Option(help="rollback or none.")] = "rollback",
-    schedule: Annotated[str | None, typer.Option(help="Cron (UTC): scheduled retrains.")] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help=f"Scheduled retrains of the endpoint's model: {_WHEN}.")
+    ] = None,
     online: Annotated[
-        str | None, typer.Option(help="Cron (UTC): partial_fit updates from feedback.")
+        str | None, typer.Option(help=f"partial_fit updates from feedback: {_WHEN}.")
     ] = None,
     cooldown: Annotated[str, typer.Option(help="Between retrains of the endpoint: 1h.")] = "1h",
     max_concurrent: Annotated[int, typer.Option(help="Retrains running at once, at most.")] = 1,

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -300,13 +301,15 @@ class AuditCheckpointRow(Base):
 
 
 class PipelineRow(Base):
-    """A model's training pipeline: entry point, schedule, rollout strategy (``spec``)."""
+    """A model's training pipeline: entry point, schedule, rollout strategy (``spec``) and
+    the policy engine's bookkeeping of its schedule (``state``: when it was last considered)."""
 
     __tablename__ = "automation_pipelines"
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     model: Mapped[str] = mapped_column(String(64), unique=True)
     spec: Mapped[dict[str, Any]]
+    state: Mapped[dict[str, Any]] = mapped_column(JSONType, server_default=text("'{}'"))
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime]
