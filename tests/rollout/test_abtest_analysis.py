@@ -234,3 +234,21 @@ def test_quality_fails_only_when_significantly_worse() -> None:
     num = Labeled(1, y + err, y)
     assert run(num, Labeled(2, y + err * 1.02, y)) == "pass"
     assert run(num, Labeled(2, y + err * 3, y)) == "fail"
+
+
+def test_output_shift_waits_for_a_hundred_rows_a_side() -> None:
+    """Sixty labels a side that differ a lot (30% vs 70% positive) are still judged only
+    once each side has 100 rows: on small windows identical models differ by chance."""
+    cfg = AnalysisConfig(min_requests=20)
+    base = np.array([1] * 18 + [0] * 42)
+    cand = np.array([1] * 42 + [0] * 18)
+    data = AnalysisInput("canary", _window(1, 60, out=base), _window(2, 60, out=cand))
+    small = analyze(cfg, data)
+    assert small.check("output_shift").verdict == "skipped"
+    big = analyze(
+        cfg,
+        AnalysisInput(
+            "canary", _window(1, 300, out=np.tile(base, 5)), _window(2, 300, out=np.tile(cand, 5))
+        ),
+    )
+    assert big.check("output_shift").verdict == "fail"

@@ -189,6 +189,10 @@ class AutomationService:
         self._reap(now)
         policies = {p.endpoint: p for p in self.list_policies()}
         made: list[Decision] = []
+        #: endpoints a retrain was started for on this tick: they count as running even when
+        #: that run has already ended (a fast failure must not let a second alert of the same
+        #: tick start another retrain past the concurrency limit)
+        started: set[str] = set()
         saved, cursor, events = self._new_events(now)
         for event_id, endpoint, payload in events:
             trigger = MONITOR_TRIGGERS.get(str(payload.get("kind")))
@@ -200,7 +204,7 @@ class AutomationService:
                     "event": event_id,
                     "value": payload.get("value"),
                 }
-                made.append(self._apply(policy, trigger, now, detail))
+                made.append(self._apply(policy, trigger, now, detail, started))
             cursor = event_id
         if cursor != saved or self._cursor_missing:
             self._save_cursor(cursor, now)
@@ -211,8 +215,7 @@ class AutomationService:
                 expr = getattr(policy, trigger)
                 if expr and self._schedule_due(policy.endpoint, trigger, expr, now):
                     detail = {"cron": expr, "schedule_of": "policy"}
-                    made.append(self._apply(policy, trigger, now, detail))
-        started = {d.endpoint for d in made if d.taken and d.action in ("retrain", "online")}
+                    made.append(self._apply(policy, trigger, now, detail, started))
         made.extend(self._pipeline_schedules(policies, started, now))
         return made
 
@@ -237,9 +240,7 @@ class AutomationService:
             if self._due(PipelineRow, where, SCHEDULE_LAST, str(expr), now, state or {}):
                 spec = PipelineSpec.from_dict(dict(doc))
                 endpoint = spec.endpoint_name
-                decision = self._apply_pipeline(
-                    spec, policies.get(endpoint), now, started=endpoint in started
-                )
+                decision = self._apply_pipeline(spec, policies.get(endpoint), now, started)
                 if decision.taken:
                     started.add(endpoint)
                 made.append(decision)
@@ -250,19 +251,16 @@ class AutomationService:
         spec: PipelineSpec,
         policy: AutomationPolicy | None,
         now: datetime,
-        *,
-        started: bool = False,
+        started: set[str],
     ) -> Decision:
         """A pipeline's own schedule came due: a retrain of its endpoint, held back like a
         policy's scheduled retrain (:func:`~lockgate.automation.policies.pipeline_schedule_rules`)
         and recorded the same way; a taken one starts a run with trigger ``schedule``.
-        ``started``: a retrain of the endpoint was started on this tick."""
+        ``started``: the endpoints a retrain was started for on this tick."""
         assert spec.schedule is not None
         endpoint = spec.endpoint_name
         rules = pipeline_schedule_rules(endpoint, spec.schedule, policy)
-        sit = self.situation(endpoint, spec.model, now)
-        if started:
-            sit = replace(sit, running_here=max(sit.running_here, 1))
+        sit = _with_started(self.situation(endpoint, spec.model, now), endpoint, started)
         detail = {"cron": spec.schedule, "schedule_of": "pipeline", "model": spec.model}
         decision = decide(rules, "schedule", sit, detail)
         self._record(decision, now)
@@ -273,6 +271,7 @@ class AutomationService:
             )  # fmt: skip
             return decision
         log.warning("automation on %s: %s's schedule -> retrain", endpoint, spec.model)
+        started.add(endpoint)
         self.start_run(spec, {"type": "schedule", **decision.detail})
         return decision
 
@@ -424,6 +423,7 @@ class AutomationService:
         trigger: str,
         now: datetime,
         detail: dict[str, Any],
+        started: set[str],
     ) -> Decision:
         model: str | None = None
         with contextlib.suppress(NotFoundError):
@@ -433,6 +433,7 @@ class AutomationService:
             policy.endpoint, model, now, rollback=policy.action_for(trigger) == "rollback",
             after_event=event if isinstance(event, int) else None,
         )  # fmt: skip
+        sit = _with_started(sit, policy.endpoint, started)
         decision = decide(policy, trigger, sit, {**detail, "model": model})
         if decision.taken and "to_version" in decision.detail and model is not None:
             return self._redeploy(decision, model, now)
@@ -453,6 +454,7 @@ class AutomationService:
         elif model is not None:
             spec = self._spec(model, policy.endpoint, decision.action)
             assert spec is not None
+            started.add(policy.endpoint)
             self.start_run(spec, {"type": trigger, **decision.detail})
         return decision
 
@@ -607,3 +609,12 @@ def tick_controller(controller: Any) -> None:
         automation_for(controller).tick()
     except Exception:
         log.exception("automation tick failed")
+
+
+def _with_started(sit: Situation, endpoint: str, started: set[str]) -> Situation:
+    """``sit`` counting the retrains started on this tick as running (the runs of a tick may
+    have ended already, the limits are per tick too)."""
+    if not started:
+        return sit
+    here = max(sit.running_here, 1) if endpoint in started else sit.running_here
+    return replace(sit, running_here=here, running_total=max(sit.running_total, len(started)))

@@ -18,7 +18,8 @@ log and the feedback store; :func:`analyze` returns an :class:`Analysis` value. 
                    mean absolute error (numbers); fails when significantly worse (at
                    ``alpha``) than the baseline less ``max_quality_drop``
 ``output_shift``   the candidate's prediction distribution against the baseline's on the
-                   same window (drift statistics of :mod:`lockgate.monitoring`)
+                   same window (drift statistics of :mod:`lockgate.monitoring`), once each
+                   side has ``max(min_requests, 100)`` rows
 ``ab_test``        (A/B) the decision metric per arm: two-sided test, p-value, CI
 =================  =========================================================================
 
@@ -48,6 +49,11 @@ from lockgate.rollout.abtest import ABResult, Goal, compare_means, compare_propo
 Outcome: TypeAlias = Literal["successful", "failed", "inconclusive"]
 Verdict: TypeAlias = Literal["pass", "fail", "inconclusive", "skipped", "warn"]
 ShiftAction: TypeAlias = Literal["fail", "warn", "off"]
+
+#: rows each side needs before the output distributions are compared: on a few dozen rows
+#: two identical models differ materially (PSI, Jensen-Shannon) and significantly by chance
+#: often enough to roll a healthy candidate back over a rollout's many analyses
+SHIFT_MIN_ROWS = 100
 
 _RANGES: dict[str, tuple[type, float, float]] = {
     "min_requests": (int, 1, 1e9),
@@ -499,7 +505,8 @@ def _shift(
 
     b = _ok_outputs(base)
     c = _ok_outputs(cand)
-    if b is None or c is None or min(b.size, c.size) < cfg.min_requests:
+    need = max(cfg.min_requests, SHIFT_MIN_ROWS)
+    if b is None or c is None or min(b.size, c.size) < need:
         nb = 0 if b is None else b.size
         nc = 0 if c is None else c.size
         return Check("output_shift", "skipped", f"outputs: baseline {nb}, candidate {nc}"), {
@@ -509,7 +516,7 @@ def _shift(
         b, c = b.astype(str), c.astype(str)
     else:
         b, c = b.astype(np.float64), c.astype(np.float64)
-    dcfg = DriftConfig(min_sample_size=cfg.min_requests, output_columns=("output",), max_workers=1)
+    dcfg = DriftConfig(min_sample_size=need, output_columns=("output",), max_workers=1)
     report = detect_drift(pd.DataFrame({"output": b}), pd.DataFrame({"output": c}), dcfg)
     col = report.column("output")
     fig = {
