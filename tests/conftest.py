@@ -4,15 +4,13 @@ local PostgreSQL when ``LOCKGATE_TEST_DATABASE_URL`` names one (a fresh database
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from tests.databases import fresh_database
 
 from lockgate.client import Client, connect
 
@@ -22,20 +20,8 @@ PG_URL = os.environ.get("LOCKGATE_TEST_DATABASE_URL", "")
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
     """A fresh, empty metadata database: SQLite file or a new PostgreSQL database."""
-    if not PG_URL:
-        yield f"sqlite:///{tmp_path / 'lockgate.db'}"
-        return
-    base = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    name = f"lgtest_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -78,7 +64,6 @@ def iris_like() -> tuple[pd.DataFrame, np.ndarray]:
 def numeric_frame(iris_like: tuple[pd.DataFrame, np.ndarray]) -> tuple[pd.DataFrame, np.ndarray]:
     X, y = iris_like
     return X[["x1", "x2"]].copy(), y
-
 
 
 #: Test files that do not depend on which database holds the metadata (pure statistics,

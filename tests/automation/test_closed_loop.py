@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.rollout.live import module_database, wait_for
+from tests.databases import fresh_database
+from tests.rollout.live import wait_for
 from tests.serving.conftest import RunningServer, start_server
 
 from lockgate.automation.context import TrainingContext
@@ -140,7 +141,7 @@ class DriftedTraffic:
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, RunningServer]]:
     tmp = tmp_path_factory.mktemp("loop")
-    with module_database(tmp) as url:
+    with fresh_database(tmp) as url:
         home = tmp / "ws"
         home.mkdir()
         client = connect(home, database_url=url)

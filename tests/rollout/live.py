@@ -3,21 +3,15 @@ short intervals, a traffic generator that remembers every answer."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from tests.rollout.scripted import SPEC, ScriptedModel
 
 from lockgate.client import Client
@@ -27,27 +21,6 @@ from lockgate.runtimes import register_runtime
 REPO = Path(__file__).resolve().parents[2]
 #: x1 above this on about 20% of standard normal inputs
 Q80 = 0.8416
-
-
-@contextlib.contextmanager
-def module_database(tmp: Path) -> Iterator[str]:
-    """A fresh metadata database for a module: SQLite in ``tmp``, or a new database on the
-    PostgreSQL of ``LOCKGATE_TEST_DATABASE_URL``."""
-    pg = os.environ.get("LOCKGATE_TEST_DATABASE_URL", "")
-    if not pg:
-        yield f"sqlite:///{tmp / 'lockgate.db'}"
-        return
-    base = make_url(pg).set(drivername="postgresql+psycopg")
-    name = f"lgtest_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def server_env(**extra: str) -> dict[str, str]:

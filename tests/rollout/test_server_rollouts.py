@@ -10,10 +10,10 @@ from datetime import datetime
 
 import httpx
 import pytest
+from tests.databases import fresh_database
 from tests.rollout.live import (
     Q80,
     Traffic,
-    module_database,
     register_versions,
     server_env,
     serving_weights,
@@ -36,7 +36,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, R
     (5 ms rather than less: a sleep overshoots by milliseconds on a busy 2-core VM, which
     would hide a 10x slowdown of a 1 ms model in the baseline's own p99.)"""
     tmp = tmp_path_factory.mktemp("live")
-    with module_database(tmp) as url:
+    with fresh_database(tmp) as url:
         home = tmp / "ws"
         home.mkdir()
         client = connect(home, database_url=url)

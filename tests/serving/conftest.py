@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from sklearn.linear_model import LogisticRegression
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from tests.databases import fresh_database
 
 from lockgate.client import Client, connect
 
@@ -121,27 +119,6 @@ def server(deployed: Client, env: dict[str, str], tmp_path: Path) -> Iterator[Ru
 
 
 # -- module- and session-scoped workspaces and servers ---------------------------------------
-
-
-@contextlib.contextmanager
-def fresh_database(directory: Path) -> Iterator[str]:
-    """Like the ``database_url`` fixture, for wider scopes: a SQLite file in ``directory``,
-    or a new PostgreSQL database when ``LOCKGATE_TEST_DATABASE_URL`` names a server."""
-    pg_url = os.environ.get("LOCKGATE_TEST_DATABASE_URL", "")
-    if not pg_url:
-        yield f"sqlite:///{directory / 'lockgate.db'}"
-        return
-    base = make_url(pg_url).set(drivername="postgresql+psycopg")
-    name = f"lgtest_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass
