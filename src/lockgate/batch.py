@@ -49,6 +49,12 @@ class Batch:
             )
         return self._frame
 
+    @property
+    def built_matrix(self) -> np.ndarray | None:
+        """The columns side by side if that matrix was decoded or built already (never
+        builds one): its dtype is the columns' common type."""
+        return self._matrix
+
     def matrix(self, dtype: np.dtype | None = None) -> np.ndarray:
         """The columns side by side as one 2-D array (scalar columns only)."""
         if self._matrix is None:

@@ -116,8 +116,7 @@ class Settings(BaseSettings):
     feedback_lookback_days: float = Field(
         default=30.0,
         gt=0,
-        description="How far back the prediction log is searched for the ids of posted "
-        "feedback.",
+        description="How far back the prediction log is searched for the ids of posted feedback.",
     )
     webhook_secret: SecretStr | None = Field(
         default=None,
@@ -142,6 +141,7 @@ class Settings(BaseSettings):
         description="Seconds before the first webhook retry; doubled for each next one (at "
         "most 30 s).",
     )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from lockgate.errors import InvalidInputError, InvalidNameError
 from lockgate.store.predlog import LogBatch, PredictionLog
 from lockgate.store.predlog_format import build_table, canonical, hour_dir, write_file
+from lockgate.store.predlog_read import LogFile
 
 T0 = datetime(2026, 1, 1, 10, tzinfo=UTC).timestamp()
 
@@ -181,11 +182,11 @@ def test_damaged_and_temporary_files_do_not_break_reading(
     for i in range(10):
         log.submit_nowait(row(i, T0 + i))
     log.close()
-    (good,) = list(tmp_path.rglob("*.arrow"))
+    (good,) = list(tmp_path.rglob("*.seg"))
     data = good.read_bytes()
     # a hard kill mid-write leaves a .tmp; a copied or damaged file can be truncated
     (good.parent / (good.name + ".tmp")).write_bytes(data[: len(data) // 2])
-    truncated = good.parent / f"part-{int(T0 * 1e9)}-424242-7.arrow"
+    truncated = good.parent / f"part-{int(T0 * 1e9)}-424242-7.seg"
     truncated.write_bytes(data[: len(data) // 2])
     reg = CollectorRegistry()
     reader = PredictionLog(tmp_path, registry=reg)
@@ -208,15 +209,15 @@ def test_compaction_merges_closed_hours_and_is_invisible_to_readers(tmp_path: Pa
         if i % 2:
             log.flush()
     hour = tmp_path / "ep" / "2026-01-01" / "10"
-    parts = sorted(hour.glob("*.arrow"))
+    parts = sorted(hour.glob("*.seg"))
     assert len(parts) == 20
     before = log.read("ep")
-    keep = tmp_path / "leftover.arrow"
+    keep = tmp_path / "leftover.seg"
     shutil.copy(parts[0], keep)
 
     assert log.compact() == 20
     (compacted,) = hour.glob("*.parquet")
-    assert compacted.name.startswith("compact-") and not list(hour.glob("*.arrow"))
+    assert compacted.name.startswith("compact-") and not list(hour.glob("*.seg"))
     pd.testing.assert_frame_equal(log.read("ep"), before)
     assert log.count("ep") == 40
 
@@ -244,7 +245,7 @@ def test_open_hours_are_not_compacted(tmp_path: Path) -> None:
         log.submit_nowait(row(i, now))
         log.flush()
     assert log.compact("ep") == 0
-    assert len(list(tmp_path.rglob("part-*.arrow"))) == 3
+    assert len(list(tmp_path.rglob("part-*.seg"))) == 3
     log.close()
 
 
@@ -253,7 +254,7 @@ def test_background_compaction_runs_when_started(tmp_path: Path) -> None:
         w = make(tmp_path)
         w.submit_nowait(row(i, T0 + i))
         w.close()
-    assert len(list(tmp_path.rglob("*.arrow"))) == 3
+    assert len(list(tmp_path.rglob("*.seg"))) == 3
     log = PredictionLog(tmp_path, compact_interval=0.05)  # compacts old hours on start
     log.start()
     deadline = time.monotonic() + 30
@@ -261,7 +262,7 @@ def test_background_compaction_runs_when_started(tmp_path: Path) -> None:
         time.sleep(0.05)
     log.close()
     assert [p.name.split("-")[0] for p in tmp_path.rglob("*.parquet")] == ["compact"]
-    assert not list(tmp_path.rglob("*.arrow"))
+    assert not list(tmp_path.rglob("*.seg"))
     assert PredictionLog(tmp_path).read("ep")["id"].tolist() == ["r0-0", "r1-0", "r2-0"]
 
 
@@ -275,7 +276,7 @@ def test_count_and_endpoints_ignore_foreign_entries(tmp_path: Path) -> None:
     (tmp_path / "ep" / "2026-01-01" / "xx").mkdir()
     assert log.endpoints() == ["ep"]
     assert log.count() == 1
-    os.remove(next(tmp_path.rglob("*.arrow")))
+    os.remove(next(tmp_path.rglob("*.seg")))
     assert log.endpoints() == []
 
 
@@ -343,9 +344,10 @@ def test_one_cycle_with_clashing_dtypes_keeps_each_type(tmp_path: Path) -> None:
     log.submit_nowait(b("s", np.array(["seven"], dtype=object), T0 + 2))  # must not coerce
     log.close()
     stored = sorted(
-        str(pa.ipc.open_file(p.read_bytes()).schema.field("input.x").type)
-        for p in tmp_path.rglob("*.arrow")
+        str(LogFile(p).read(["input.x"]).schema.field("input.x").type)
+        for p in tmp_path.rglob("part-*")
     )
+    # records without outputs take the general path: one Arrow segment per schema
     assert stored == ["double", "string"]
     assert make(tmp_path).read("ep")["input.x"].tolist() == ["1", "2.5", "seven"]
 
@@ -365,18 +367,19 @@ def test_open_hours_are_compacted_lightly_once_they_hold_many_flush_files(
         log.submit_nowait(row(i, now + i / 100))
         log.flush()
     assert log.compact(open_hours=True) == 0  # 5 new flush files: not worth a rewrite
-    names = sorted(p.name for p in tmp_path.rglob("*-*") if p.suffix in (".parquet", ".arrow"))
+    names = sorted(p.name for p in tmp_path.rglob("*-*") if p.suffix in (".parquet", ".seg"))
     assert [n.split("-")[0] for n in names] == ["compact"] + ["part"] * 5
-    assert names[0].endswith(".parquet") and all(n.endswith(".arrow") for n in names[1:])
+    assert names[0].endswith(".parquet") and all(n.endswith(".seg") for n in names[1:])
     assert log.read("ep")["id"].tolist() == [f"r{i}-0" for i in range(45)]
     log.close()
 
 
 def test_segments_are_compact_arrow_files_read_in_the_canonical_layout(tmp_path: Path) -> None:
-    """A flush writes an Arrow IPC segment: per-request strings as dictionaries, no per-row
-    id string (derived on read from the request id and the row); readers see the same
-    columns as from a Parquet file, and legacy Parquet flush files are read and compacted
-    with the segments."""
+    """A flush writes a raw segment for served records and an Arrow IPC segment for the
+    rest (here a failed request): per-request strings as dictionaries, no per-row id string
+    (derived on read from the request id and the row); readers see the same columns as from
+    a Parquet file, and legacy Parquet flush files are read and compacted with the
+    segments."""
     log = make(tmp_path)
     log.submit_nowait(
         LogBatch("multi", "ep", "m", 1, "primary", T0, {"x": np.arange(3.0)}, np.arange(3),
@@ -385,9 +388,11 @@ def test_segments_are_compact_arrow_files_read_in_the_canonical_layout(tmp_path:
     log.submit_nowait(LogBatch("bad", "ep", "m", 2, "canary", T0 + 1, None, None, 1.0, 422,
                                "inputs: expected x", n_rows=0))  # fmt: skip
     log.flush()
+    (served,) = tmp_path.rglob("*.seg")
+    assert LogFile(served).num_rows == 3
     (segment,) = tmp_path.rglob("*.arrow")
     raw = pa.ipc.open_file(segment.read_bytes()).read_all()
-    assert "id" not in raw.column_names and raw.column("row").to_pylist() == [0, 1, 2, 0]
+    assert "id" not in raw.column_names and raw.column("row").to_pylist() == [0]
     assert pa.types.is_dictionary(raw.schema.field("request_id").type)
     assert pa.types.is_dictionary(raw.schema.field("error").type)
     # a flush file in the earlier, canonical Parquet layout, in the same hour
@@ -406,9 +411,9 @@ def test_segments_are_compact_arrow_files_read_in_the_canonical_layout(tmp_path:
     assert log.read("ep", roles=["canary"])["id"].tolist() == ["bad-0"]
     assert log.read("ep", columns=["id"])["id"].tolist()[-1] == "r7-0"
     assert log.count("ep") == 5
-    assert log.compact() == 2
+    assert log.compact() == 3
     (compacted,) = tmp_path.rglob("*.parquet")
-    assert not list(tmp_path.rglob("*.arrow"))
+    assert not list(tmp_path.rglob("*.seg")) and not list(tmp_path.rglob("*.arrow"))
     assert pq.read_schema(compacted).field("request_id").type == pa.string()
     pd.testing.assert_frame_equal(log.read("ep"), df)
     log.close()

@@ -343,7 +343,25 @@ class DataPlane:
             asyncio.get_running_loop().call_soon(
                 self._shadow, st, batch, handle.signature, decode, rid
             )
-        await self._record(handle, rid, ts, batch, outputs, elapsed, 200, None)
+        predlog = self.predlog
+        if predlog is not None:
+            record = self._log_batch(
+                rid,
+                handle.endpoint,
+                handle.model,
+                handle.version,
+                handle.role,
+                ts,
+                batch.columns,
+                outputs,
+                elapsed * 1000,
+                200,
+                None,
+                batch.n_rows,
+                batch.built_matrix,
+            )
+            if not predlog.offer(record):  # the columnar fast path, else the general one
+                await predlog.submit(record)
         return InferenceResult(
             rid, handle.model, endpoint, handle.version, outputs, batch.n_rows, handle.signature
         )

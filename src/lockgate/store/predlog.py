@@ -1,12 +1,16 @@
 """The prediction log: every served prediction, recorded off the response path.
 
-Requests hand a columnar :class:`LogBatch` to :meth:`PredictionLog.submit`, which only appends
-it to a bounded in-memory queue (microseconds). One writer thread wakes every
-``flush_interval`` seconds, or sooner when the queue passes a quarter of its bound, groups the
-queued batches by endpoint, builds one Arrow table per endpoint (column by column, never row by
-row) and writes it as a Parquet file partitioned by endpoint and UTC hour (see
-:mod:`lockgate.store.predlog_format`). Files are written to ``<name>.tmp``, fsynced and renamed,
-so a hard kill never leaves a half file under a readable name.
+Requests hand a columnar :class:`LogBatch` to :meth:`PredictionLog.submit`, which copies its
+arrays into the growing buffers of a columnar channel (:mod:`lockgate.store.predlog_columns`;
+microseconds, no object kept per request), or, for records the channels do not take (failed
+requests, string columns), appends it to a queue. Both count against one bound. One writer
+thread wakes every ``flush_interval`` seconds, or sooner when the queue passes a quarter of
+its bound, takes the channels' buffers and writes each as one raw segment (a ``writev``
+without the GIL), and builds one Arrow table per endpoint from the queued batches; files are
+partitioned by endpoint and UTC hour (see :mod:`lockgate.store.predlog_format`). Files
+are written to ``<name>.tmp``, fsynced and renamed, so a hard kill never leaves a half file
+under a readable name. Large raw segments are written with O_DIRECT where the file system
+allows it: no copy into the page cache, which is most of what a buffered write costs.
 
 Durability: ``async`` (default) returns at once; :meth:`close` drains and flushes, so a clean
 shutdown (SIGTERM -> the server's shutdown -> ``close()``) loses nothing and a hard kill loses
@@ -44,11 +48,19 @@ from prometheus_client import CollectorRegistry
 
 from lockgate.errors import InvalidInputError, OverloadedError, StoreError
 from lockgate.store.paths import validate_name
+from lockgate.store.predlog_columns import FULL, MISFIT, Channel, Snapshot, new_channel
 from lockgate.store.predlog_compact import compact_hour
 from lockgate.store.predlog_format import HOUR_NS, ROLES, LogBatch, hour_dir, row_count
 from lockgate.store.predlog_metrics import LogMetrics
 from lockgate.store.predlog_read import Filters, Reader, SkipLog, TimeLike, Window, to_ns
-from lockgate.store.predlog_writer import AsyncWaiter, CycleResult, Done, Item, Writer, notify
+from lockgate.store.predlog_writer import (
+    AsyncWaiter,
+    CycleResult,
+    Done,
+    Item,
+    Writer,
+    notify,
+)
 
 if TYPE_CHECKING:
     from lockgate.settings import Settings
@@ -57,6 +69,8 @@ __all__ = ["LogBatch", "PredictionLog"]
 
 log = logging.getLogger("lockgate.predlog")
 
+#: channels that held nothing at this many write cycles in a row are dropped (memory)
+IDLE_CYCLES = 4
 #: an hour is compacted once it ended this many seconds ago (late requests still land in it)
 COMPACT_GRACE = 120.0
 _TS_MAX = 4_102_444_800.0  # 2100-01-01: beyond it a time is a unit mistake (ms, ns)
@@ -113,6 +127,8 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._queue: deque[Item] = deque()
+        self._channels: dict[tuple[str, str, int, str], Channel] = {}
+        self._retry_snapshots: list[Snapshot] = []
         self._queued_rows = 0
         self._rows_submitted = 0
         self._room_waiters: list[AsyncWaiter] = []
@@ -196,17 +212,16 @@ class PredictionLog:
             thread.join(timeout)
         else:
             with self._write_lock:
-                self._process(self._take())
+                self._process(*self._take())
         if self._compactor is not None:
             self._compactor.join(timeout)
         with self._lock:
-            left = list(self._queue)
-            self._queue.clear()
-            self._queued_rows = 0
-        lost = sum(rows for _, rows, _ in left)
+            left, snaps = self._take_locked()
+        lost = sum(rows for _, rows, _ in left) + sum(s.data.num_rows for s in snaps)
         self.metrics.unregister()
         err = StoreError(f"prediction log closed with {lost} rows not written") if lost else None
         notify([(w, err) for _, _, w in left if w is not None])
+        notify([(w, err) for s in snaps for w in s.waiters])
         if lost:
             self.metrics.lost_rows(lost, "not_drained")
             log.error("prediction log: %d rows could not be written before close", lost)
@@ -286,15 +301,56 @@ class PredictionLog:
         writer must be woken; ``None`` when the queue is full (the caller applies the
         overflow policy)."""
         q = self._queued_rows
-        if q and q + rows > self.max_queue_rows:
+        key = (batch.endpoint, batch.model, batch.version, batch.role)
+        ch = self._channels.get(key)
+        if ch is None:
+            ch = new_channel(batch, rows)
+            if ch is not None:
+                self._channels[key] = ch
+        got = ch.append(batch, q, self.max_queue_rows) if ch is not None else MISFIT
+        if got == FULL:
             return None
-        self._queue.append((batch, rows, waiter))
+        if got == MISFIT:
+            if q and q + rows > self.max_queue_rows:
+                return None
+            self._queue.append((batch, rows, waiter))
+        elif waiter is not None:
+            ch.waiters.append(waiter)  # type: ignore[union-attr]
         self._queued_rows = q + rows
         self._rows_submitted += rows
         wake = waiter is not None or (not self._woken and q + rows >= self._wake_rows)
         if wake:
             self._woken = True
         return wake
+
+    def offer(self, batch: LogBatch) -> bool:
+        """The serving hot path: copy a served batch into the columnar channel of its
+        endpoint, version and role, and return True; False, having done nothing, whenever
+        anything is unusual (sync durability, no channel yet, another layout, a full queue,
+        a closed log): the caller then awaits :meth:`submit`, which handles every case."""
+        if self._sync:
+            return False
+        ts = batch.ts
+        if ts.__class__ is not float or not 0 < ts < _TS_MAX:
+            return False
+        key = (batch.endpoint, batch.model, batch.version, batch.role)
+        with self._lock:
+            ch = self._channels.get(key)  # under the lock: the writer drops idle channels
+            if ch is None or self._closed:
+                return False
+            q = self._queued_rows
+            rows = ch.append(batch, q, self.max_queue_rows)
+            if rows <= 0:
+                return False
+            q += rows
+            self._queued_rows = q
+            self._rows_submitted += rows
+            wake = not self._woken and q >= self._wake_rows
+            if wake:
+                self._woken = True
+        if wake:
+            self._wake.set()
+        return True
 
     def submit_nowait(self, batch: LogBatch) -> None:
         """:meth:`submit` for non-async code (never call it on an event loop with ``block``:
@@ -340,23 +396,44 @@ class PredictionLog:
                 raise StoreError(f"prediction log flush did not finish within {timeout}s")
         else:
             with self._write_lock:
-                self._process(self._take())
+                self._process(*self._take())
         if done.error is not None:
             raise done.error
 
     # ------------------------------------------------------------------ writer
 
-    def _take(self) -> list[Item]:
+    def _take_locked(self) -> tuple[list[Item], list[Snapshot]]:
+        """Under ``self._lock``: everything waiting to be written (the queue empties, the
+        channels start over)."""
+        items = list(self._queue)
+        self._queue = deque()
+        snaps, self._retry_snapshots = self._retry_snapshots, []
+        idle: list[tuple[str, str, int, str]] = []
+        for key, ch in self._channels.items():
+            snap = ch.take()
+            if snap is not None:
+                snaps.append(snap)
+            elif ch.idle >= IDLE_CYCLES:
+                idle.append(key)
+        for key in idle:
+            del self._channels[key]
+        self._queued_rows = 0
+        return items, snaps
+
+    def _take(self) -> tuple[list[Item], list[Snapshot]]:
         with self._lock:
-            items = list(self._queue)
-            self._queue = deque()
-            self._queued_rows = 0
+            taken = self._take_locked()
             self._woken = False
             room_waiters, self._room_waiters = self._room_waiters, []
             self._room.notify_all()
         if room_waiters:
             notify([(w, None) for w in room_waiters])
-        return items
+        return taken
+
+    def _pending_locked(self) -> bool:
+        return bool(
+            self._queue or self._retry_snapshots or any(ch.n_req for ch in self._channels.values())
+        )
 
     def _run(self) -> None:
         """The writer thread: wait for the interval or a wake-up, write, repeat; after
@@ -371,37 +448,42 @@ class PredictionLog:
             if not self._stopping and time.monotonic() < self._retry_at:
                 continue  # back off after a failed write
             with self._write_lock:
-                failed = self._process(self._take())
+                failed = self._process(*self._take())
             if failed:
                 self._retry_at = time.monotonic() + min(self.flush_interval, 1.0)
             if self._stopping:
                 with self._lock:
-                    empty = not self._queue
+                    empty = not self._pending_locked()
                 if empty or time.monotonic() >= self._stop_deadline:
                     return
 
-    def _process(self, items: list[Item]) -> bool:
-        """Write queued items; async items that failed go back to the queue's front.
-        Returns True when some must be retried."""
+    def _process(self, items: list[Item], snapshots: list[Snapshot]) -> bool:
+        """Write channel snapshots and queued items; async records that failed are kept to
+        be written first next cycle. Returns True when some must be retried."""
         try:
-            result = self._writer.process(items)
+            result = self._writer.process(items, snapshots)
         except Exception as exc:  # a bug rather than an I/O error: keep the records
             log.exception("prediction log: write cycle failed")
             self.metrics.write_error()
             err = StoreError(f"prediction log write failed: {exc}")
             result = CycleResult(
-                notify=[(w, err) for _, _, w in items if w is not None],
+                notify=[(w, err) for _, _, w in items if w is not None]
+                + [(w, err) for s in snapshots for w in s.waiters],
                 retry=[it for it in items if it[0] is not None and it[2] is None],
+                retry_snapshots=[s for s in snapshots if not s.waiters],
             )
             lost = sum(it[1] for it in items if it[0] is not None and it[2] is not None)
+            lost += sum(s.data.num_rows for s in snapshots if s.waiters)
             if lost:
                 self.metrics.lost_rows(lost, "sync_write_failed")
-        if result.retry:
+        if result.retry or result.retry_snapshots:
             with self._lock:
                 self._queue.extendleft(reversed(result.retry))
+                self._retry_snapshots[:0] = result.retry_snapshots
                 self._queued_rows += sum(it[1] for it in result.retry)
+                self._queued_rows += sum(s.data.num_rows for s in result.retry_snapshots)
         notify(result.notify)
-        return bool(result.retry)
+        return bool(result.retry or result.retry_snapshots)
 
     # ------------------------------------------------------------------ compaction
 
@@ -560,7 +642,7 @@ class PredictionLog:
         """Counters of this log object (this process) and its queue."""
         with self._lock:
             queue_rows = self._queued_rows
-            queue_batches = len(self._queue)
+            queue_batches = len(self._queue) + sum(ch.n_req for ch in self._channels.values())
         thread = self._thread
         return {
             "directory": str(self.directory),

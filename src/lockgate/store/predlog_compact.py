@@ -76,13 +76,9 @@ def compact_hour(
     except (FileNotFoundError, NotADirectoryError):
         return 0
     if open_hour:
-        if sum(n.startswith(PART_PREFIX) and is_log_file(n) for n in names) < (
-            OPEN_HOUR_MIN_FILES
-        ):
+        if sum(n.startswith(PART_PREFIX) and is_log_file(n) for n in names) < (OPEN_HOUR_MIN_FILES):
             return 0
-    elif sum(is_log_file(n) for n in names) < 2 and not any(
-        n.endswith(TMP_SUFFIX) for n in names
-    ):
+    elif sum(is_log_file(n) for n in names) < 2 and not any(n.endswith(TMP_SUFFIX) for n in names):
         return 0  # nothing to merge, nothing to clean: do not even take the lock
     fd = os.open(hour_dir / ".compact.lock", os.O_CREAT | os.O_RDWR, 0o644)
     try:

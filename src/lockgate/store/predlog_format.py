@@ -3,6 +3,7 @@ the vectorised conversion of many queued batches into one Arrow table.
 
 Layout (all times UTC)::
 
+    <dir>/<endpoint>/<YYYY-MM-DD>/<HH>/part-<min_ts_ns>-<pid>-<seq>.seg
     <dir>/<endpoint>/<YYYY-MM-DD>/<HH>/part-<min_ts_ns>-<pid>-<seq>.arrow
     <dir>/<endpoint>/<YYYY-MM-DD>/<HH>/compact-<min_ts_ns>-<pid>-<seq>.parquet
 
@@ -11,16 +12,20 @@ so a window read lists only the hours it overlaps. ``<min_ts_ns>`` is the smalle
 the file, which lets a reader skip files that start after the window. A file becomes visible
 only by an atomic rename of ``<name>.tmp``; readers ignore every other name.
 
-Two kinds of file, one logical table. A flush writes a *segment* (``part-*.arrow``): an Arrow
-IPC file, uncompressed, in a write-friendly layout — the per-request strings (request id,
-model, role) are dictionary-encoded, built from one value per request, and the row id is not
-stored but derived (``<request_id>-<row>``). Writing one costs a copy of the buffers, about a
-tenth of Parquet's encoding, on the thread that competes with the event loop. The compactor
-(:mod:`lockgate.store.predlog_compact`) rewrites segments into sorted, compressed Parquet
-files (``compact-*.parquet``) in the canonical layout. Readers see the canonical layout
-(:data:`BASE_SCHEMA`, plain strings, an ``id`` column) whatever the file (:func:`canonical`).
-Earlier versions wrote flush files as ``part-*.parquet`` in the canonical layout; they are
-read and compacted like any other file.
+Three kinds of file, one logical table. A flush writes *segments*: records of the serving
+hot path (numbers and booleans, successful requests) come from the columnar appender
+(:mod:`lockgate.store.predlog_columns`) and are written as raw segments (``part-*.seg``,
+:mod:`lockgate.store.predlog_segment`): the NumPy buffers as they are, in one ``writev``.
+Other records (failed requests, string columns) are built into an Arrow table here and
+written as an Arrow IPC segment (``part-*.arrow``), uncompressed, in a write-friendly layout:
+the per-request strings (request id, model, role) are dictionary-encoded, built from one
+value per request, and the row id is not stored but derived (``<request_id>-<row>``). The
+compactor (:mod:`lockgate.store.predlog_compact`) rewrites segments into sorted, compressed
+Parquet files (``compact-*.parquet``) in the canonical layout. Readers see the canonical
+layout (:data:`BASE_SCHEMA`, plain strings, an ``id`` column) whatever the file
+(:func:`canonical`, :func:`~lockgate.store.predlog_segment.read_segment`). Earlier versions
+wrote flush files as ``part-*.parquet`` in the canonical layout; they are read and compacted
+like any other file.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lockgate.errors import InvalidInputError
+from lockgate.store.predlog_segment import SEG_SUFFIX
 
 #: roles a prediction can be served in (``lockgate.types.Role``)
 ROLES = frozenset({"primary", "canary", "shadow", "arm"})
@@ -79,7 +85,7 @@ COMPACT_PREFIX = "compact-"
 SUFFIX = ".parquet"
 SEGMENT_SUFFIX = ".arrow"
 #: every name a log file can end with
-SUFFIXES = (SUFFIX, SEGMENT_SUFFIX)
+SUFFIXES = (SUFFIX, SEGMENT_SUFFIX, SEG_SUFFIX)
 TMP_SUFFIX = ".tmp"
 #: segment column holding each row's index within its request (the id's suffix)
 ROW = "row"
@@ -88,6 +94,11 @@ _US_PER_HOUR = 3_600 * 1_000_000
 
 #: one sequence for every writer in the process, so two logs on one folder never collide
 _SEQ = itertools.count()
+
+
+def next_seq() -> int:
+    """The next file sequence number of this process."""
+    return next(_SEQ)
 
 
 @dataclass(slots=True)
@@ -112,6 +123,9 @@ class LogBatch:
     status: int
     error: str | None = None
     n_rows: int = 0
+    #: optional: the inputs side by side as one ``(rows, len(inputs))`` array, in the order
+    #: of ``inputs`` (the decoded request matrix); lets the log copy them in one go
+    matrix: np.ndarray | None = None
 
     def num_rows(self) -> int:
         """Rows this batch records: ``n_rows``, else the length of its arrays, at least 1."""

@@ -47,6 +47,7 @@ from lockgate.store.predlog_format import (
     hour_of_dir,
     is_log_file,
 )
+from lockgate.store.predlog_segment import SEG_SUFFIX, read_info, read_segment
 
 log = logging.getLogger("lockgate.predlog")
 
@@ -160,34 +161,44 @@ def _has_files(path: Path) -> bool:
 
 
 class LogFile:
-    """One file of the log, an Arrow IPC segment or a Parquet file, read in the canonical
-    layout. Opening reads only the footer."""
+    """One file of the log, a raw segment (``.seg``), an Arrow IPC segment (``.arrow``) or a
+    Parquet file, read in the canonical layout. Opening reads only the header or footer."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.segment = path.name.endswith(SEGMENT_SUFFIX)
+        self.raw = path.name.endswith(SEG_SUFFIX)
+        #: one readable unit (a flush segment), not row groups
+        self.segment = self.raw or path.name.endswith(SEGMENT_SUFFIX)
         self._pf: pq.ParquetFile | None = None
+        self._names: list[str]
+        if self.raw:
+            info = read_info(path)
+            self._names = [*BASE_COLUMNS, *info.column_names]
+            self.num_rows: int = info.num_rows
+            self.ts_min: int | None = info.ts_min
+            self.ts_max: int | None = info.ts_max
+            return
         if self.segment:
             with pa.OSFile(str(path)) as f:
                 rd = pa.ipc.open_file(f)
-                self.schema: pa.Schema = rd.schema
-                rows = _meta_int(self.schema.metadata, META_ROWS)
-                self.num_rows: int = rows if rows is not None else rd.count_rows()
+                schema = rd.schema
+                rows = _meta_int(schema.metadata, META_ROWS)
+                self.num_rows = rows if rows is not None else rd.count_rows()
+            names = schema.names
+            self._names = ["id", *[n for n in names if n != ROW]] if ROW in names else names
         else:
             self._pf = pq.ParquetFile(path)
-            self.schema = self._pf.schema_arrow
+            schema = self._pf.schema_arrow
             self.num_rows = self._pf.metadata.num_rows
-        meta = self.schema.metadata
+            self._names = schema.names
+        meta = schema.metadata
         self.ts_min = _meta_int(meta, META_TS_MIN)
         self.ts_max = _meta_int(meta, META_TS_MAX)
 
     @property
     def names(self) -> list[str]:
         """Canonical column names (a segment's ``id`` is derived, its ``row`` hidden)."""
-        names = self.schema.names
-        if ROW not in names:
-            return names
-        return ["id", *[n for n in names if n != ROW]]
+        return self._names
 
     def units(self) -> list[tuple[int, int, int, int]]:
         """(index, rows, min ts ns, max ts ns) per readable unit: a Parquet file's row
@@ -203,6 +214,8 @@ class LogFile:
             if groups is None:
                 return self._pf.read(columns=columns, use_threads=False)
             return self._pf.read_row_groups(groups, columns=columns, use_threads=False)
+        if self.raw:
+            return read_segment(self.path, columns)
         with pa.OSFile(str(self.path)) as f:
             t = pa.ipc.open_file(f).read_all()
         return canonical(t, columns)

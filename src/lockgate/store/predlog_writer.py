@@ -1,9 +1,11 @@
 """One write cycle of the prediction log, and the completion of whoever waits for it.
 
-The writer thread hands every queued item of a cycle to :meth:`Writer.process`: batches are
-grouped by endpoint, then by schema (same input names, kinds and tensor shapes), each group
-becomes one Arrow table built column by column, the groups of an endpoint are concatenated
-(missing columns become nulls, numbers widen) and written as one file per hour they touch.
+The writer thread hands every channel snapshot and queued item of a cycle to
+:meth:`Writer.process`. A snapshot (the columnar appender's buffers) is written as a raw
+segment per hour it touches. Queued batches are grouped by endpoint, then by schema (same
+input names, kinds and tensor shapes), each group becomes one Arrow table built column by
+column, the groups of an endpoint are concatenated (missing columns become nulls, numbers
+widen) and written as one file per hour they touch.
 """
 
 from __future__ import annotations
@@ -11,28 +13,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from lockgate.errors import StoreError
 from lockgate.store.predlog_format import (
+    PART_PREFIX,
+    TMP_SUFFIX,
     LogBatch,
     build_table,
     fsync_dir,
     group_key,
     hour_dir,
+    next_seq,
     publish,
     schema_key,
     split_by_hour,
     write_tmp,
 )
 from lockgate.store.predlog_metrics import LogMetrics
+from lockgate.store.predlog_segment import SEG_SUFFIX, DirectIO, SegmentData, write_segment
+
+if TYPE_CHECKING:
+    from lockgate.store.predlog_columns import Snapshot
 
 log = logging.getLogger("lockgate.predlog")
 
@@ -85,6 +96,7 @@ class CycleResult:
 
     notify: list[tuple[Waiter, BaseException | None]] = field(default_factory=list)
     retry: list[Item] = field(default_factory=list)
+    retry_snapshots: list[Snapshot] = field(default_factory=list)
 
 
 class Writer:
@@ -97,12 +109,17 @@ class Writer:
         self.metrics = metrics
         self.dirty_hours: set[tuple[str, int]] = set()
         self._known_dirs: set[Path] = set()
+        self._direct = DirectIO()
 
-    def process(self, items: list[Item]) -> CycleResult:
+    def process(self, items: list[Item], snapshots: Sequence[Snapshot] = ()) -> CycleResult:
         result = CycleResult()
-        if not items:
+        if not items and not snapshots:
             return result
         t0 = time.perf_counter()
+        failure: BaseException | None = None
+        for snap in snapshots:
+            exc = self._write_snapshot(snap, result)
+            failure = failure or exc
         by_endpoint: dict[str, list[Item]] = {}
         markers: list[Waiter] = []
         for item in items:
@@ -112,7 +129,6 @@ class Writer:
                     markers.append(item[2])
             else:
                 by_endpoint.setdefault(b.endpoint, []).append(item)
-        failure: BaseException | None = None
         for endpoint, eitems in by_endpoint.items():
             try:
                 done = self._write_endpoint(endpoint, eitems)
@@ -135,9 +151,57 @@ class Writer:
             StoreError(f"prediction log write failed, will retry: {failure}") if failure else None
         )
         result.notify.extend((m, marker_err) for m in markers)
-        if by_endpoint:
+        if by_endpoint or snapshots:
             self.metrics.flushed(time.perf_counter() - t0)
         return result
+
+    def _write_snapshot(self, snap: Snapshot, result: CycleResult) -> BaseException | None:
+        """Write a channel's records as raw segments, one per hour they touch; all renamed
+        only once all are written (so a retry cannot duplicate rows)."""
+        data, waiters = snap.data, snap.waiters
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for hour, part in data.split_by_hour():
+                directory = hour_dir(self.root, data.endpoint, hour)
+                staged.append(self._stage_raw(directory, part))
+                self.dirty_hours.add((data.endpoint, hour))
+            for tmp, final in staged:
+                publish(tmp, final, sync_dir=self.sync)
+        except Exception as exc:  # disk full, permissions ...: counted, retried or reported
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            self.metrics.write_error()
+            log.exception(
+                "prediction log: writing %d rows of %s failed", data.num_rows, data.endpoint
+            )
+            if waiters:
+                err = StoreError(f"prediction log write failed: {exc}")
+                result.notify.extend((w, err) for w in waiters)
+                self.metrics.lost_rows(data.num_rows, "sync_write_failed")
+                snap.release()
+            else:
+                result.retry_snapshots.append(snap)
+            return exc
+        snap.release()
+        self.metrics.wrote(data.num_rows, len(staged))
+        result.notify.extend((w, None) for w in waiters)
+        return None
+
+    def _stage_raw(self, directory: Path, data: SegmentData) -> tuple[Path, Path]:
+        self._ensure_dir(directory)
+        lo = round(float(data.ts.min()) * 1e6) * 1000
+        final = directory / f"{PART_PREFIX}{lo}-{os.getpid()}-{next_seq()}{SEG_SUFFIX}"
+        tmp = final.with_name(final.name + TMP_SUFFIX)
+        try:
+            write_segment(tmp, data, direct=self._direct)
+        except FileNotFoundError:  # the folder was removed under us: make it again
+            self._known_dirs.discard(directory)
+            self._ensure_dir(directory)
+            write_segment(tmp, data, direct=self._direct)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp, final
 
     def _write_endpoint(
         self, endpoint: str, items: list[Item]

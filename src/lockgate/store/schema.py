@@ -190,9 +190,7 @@ class GatePolicyRow(Base):
     __tablename__ = "gate_policies"
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
-    model_id: Mapped[int] = mapped_column(
-        ForeignKey("models.id", ondelete="RESTRICT"), unique=True
-    )
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"), unique=True)
     policy: Mapped[dict[str, Any]]
     policy_sha256: Mapped[str] = mapped_column(String(64))
     required: Mapped[bool] = mapped_column(Boolean, default=False)
