@@ -318,12 +318,6 @@ def test_a_matrix_of_another_dtype_does_not_coerce_an_int_column(tmp_path: Path)
     assert ids == ["floats-0", "floats-1", "mixed-0", "mixed-1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pa.ArrowInvalid,
-    reason="BUG predlog_read.concat: widening an int64 column to float64 across files uses a "
-    "safe cast, which raises for integers beyond 2**53, so the whole read fails",
-)
 def test_a_read_across_int_and_float_files_of_one_column_succeeds(tmp_path: Path) -> None:
     log = make(tmp_path)
     log.submit_nowait(floats("floats", 1, ts=T0))
@@ -350,12 +344,6 @@ def test_a_first_batch_of_mixed_dtypes_ignores_its_matrix(tmp_path: Path) -> Non
     assert t.column("input.a").to_pylist() == [0.5, 1.5, 1.5, 2.5]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG predlog_columns.Channel.append: the matrix is used when all columns share "
-    "one dtype, without checking that dtype is the channel's, so int64 columns with a "
-    "float64 matrix are stored as float64",
-)
 def test_int_columns_with_a_float_matrix_are_not_coerced(tmp_path: Path) -> None:
     log = make(tmp_path)
     log.submit_nowait(floats("floats", 2, ts=T0))
@@ -485,12 +473,6 @@ def test_damaged_segments_are_skipped_and_counted_once(tmp_path: Path) -> None:
     assert sample(reg, "lockgate_prediction_log_files_skipped_total") == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=struct.error,
-    reason="BUG predlog_segment._parse_header: a file of 8..11 bytes with the magic raises "
-    "struct.error, not SegmentError, so the reader does not skip it",
-)
 def test_a_segment_cut_inside_its_length_word_is_skipped(tmp_path: Path) -> None:
     log = make(tmp_path)
     log.submit_nowait(floats("good", 1))
@@ -503,12 +485,6 @@ def test_a_segment_cut_inside_its_length_word_is_skipped(tmp_path: Path) -> None
     assert reader.stats()["files_skipped"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="BUG predlog_segment: a header lacking 'per_row' (or 'per_request') raises "
-    "KeyError from read_info().column_names and read_segment, not SegmentError",
-)
 def test_a_segment_header_without_buffer_lists_is_skipped(tmp_path: Path) -> None:
     log = make(tmp_path)
     log.submit_nowait(floats("good", 1))

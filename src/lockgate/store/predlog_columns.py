@@ -199,7 +199,7 @@ class Channel:
                 not isinstance(matrix, np.ndarray)
                 or matrix.dtype != dt
                 or matrix.shape != (rows, self._k)
-                or len(set(map(_DTYPE, inputs.values()))) != 1
+                or set(map(_DTYPE, inputs.values())) != {dt}
             )
         ):
             matrix = None  # checked column by column instead

@@ -534,15 +534,23 @@ def concat(tables: list[pa.Table]) -> pa.Table | None:
                 targets[c] = pa.unify_schemas(schemas, promote_options="permissive").field(c).type
             except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 targets[c] = None
-    fixed = []
-    for t in tables:
-        for c in targets.keys() & set(t.column_names):
-            target = targets[c]
-            col = t.column(c)
-            new = _as_text(col) if target is None else col.cast(target)
-            t = t.set_column(t.schema.get_field_index(c), c, new)
-        fixed.append(t)
-    return pa.concat_tables(fixed, promote_options="permissive")
+    while True:  # a widening that would lose values (int64 above 2**53 to float64): text
+        fixed = []
+        try:
+            for t in tables:
+                for c in targets.keys() & set(t.column_names):
+                    target = targets[c]
+                    col = t.column(c)
+                    try:
+                        new = _as_text(col) if target is None else col.cast(target)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                        targets[c] = None
+                        raise
+                    t = t.set_column(t.schema.get_field_index(c), c, new)
+                fixed.append(t)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        return pa.concat_tables(fixed, promote_options="permissive")
 
 
 def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -375,6 +375,8 @@ class SegmentInfo:
 def _parse_header(raw: bytes, file_size: int) -> dict[str, Any]:
     if raw[: len(MAGIC)] != MAGIC:
         raise SegmentError("not a Lockgate segment (bad magic)")
+    if len(raw) < len(MAGIC) + 4:
+        raise SegmentError("segment header is truncated")
     (hlen,) = struct.unpack_from("<I", raw, len(MAGIC))
     start = len(MAGIC) + 4
     if start + hlen > len(raw):
@@ -382,7 +384,14 @@ def _parse_header(raw: bytes, file_size: int) -> dict[str, Any]:
     try:
         header = json.loads(raw[start : start + hlen])
         size = header["size"]
-        header["requests"], header["rows"], header["ts_min_ns"]
+        int(header["requests"]), int(header["rows"]), int(header["ts_min_ns"])
+        int(header["ts_max_ns"])
+        for key in ("per_request", "per_row"):
+            specs = header[key]
+            if not isinstance(specs, list) or not all(
+                isinstance(b, dict) and isinstance(b.get("name"), str) for b in specs
+            ):
+                raise TypeError(f"{key!r} is not a list of buffers")
     except (ValueError, KeyError, TypeError) as exc:
         raise SegmentError(f"segment header is invalid: {exc}") from None
     if size != file_size:
