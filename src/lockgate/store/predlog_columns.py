@@ -25,7 +25,6 @@ from lockgate.store.predlog_segment import INPUTS, RAW_KINDS, SegmentData, align
 
 #: rows a new channel's buffers start with (they double when full)
 START_ROWS = 256
-_REQ_START = 64
 _DTYPE = operator.attrgetter("dtype")
 
 
@@ -91,7 +90,6 @@ class Channel:
         "_k",
         "_out_names",
         "_out_specs",
-        "_req_cap",
         "_specs",
         "bufs",
         "endpoint",
@@ -137,7 +135,6 @@ class Channel:
             self.names = list(names)
             self._specs = specs
         self._cap = max(START_ROWS, rows)
-        self._req_cap = _REQ_START
         self.waiters: list[Any] = []
         self.idle = 0
         #: buffer sets written and handed back (appended by the writer thread)
@@ -145,7 +142,7 @@ class Channel:
         self._fresh()
 
     def _fresh(self) -> None:
-        cap, rcap = self._cap, self._req_cap
+        cap = self._cap
         bufs: list[np.ndarray] | None = None
         while self.spare:
             got = self.spare.pop()
@@ -153,10 +150,11 @@ class Channel:
                 bufs = got
                 break
         self.bufs = bufs or [aligned_empty(cap, shape, dt) for dt, shape in self._specs]
-        self.ts = np.empty(rcap, dtype=np.float64)
-        self.latency = np.empty(rcap, dtype=np.float64)
-        self.status = np.empty(rcap, dtype=np.int32)
-        self.rows = np.empty(rcap, dtype=np.int32)
+        # per request: plain lists (an append is a fifth of a NumPy item assignment)
+        self.ts: list[float] = []
+        self.latency: list[float] = []
+        self.status: list[int] = []
+        self.rows: list[int] = []
         self.rids: list[str] = []
         self.n_rows = 0
         self.n_req = 0
@@ -170,6 +168,11 @@ class Channel:
         if b.error is not None or not inputs or out is None:
             return MISFIT
         if tuple(inputs) != self._in_names:
+            return MISFIT
+        status = b.status
+        if b.latency_ms.__class__ is not float or status.__class__ is not int:
+            return MISFIT  # the general path converts (or refuses) anything else
+        if not 0 <= status < 2**31:
             return MISFIT
         rows = b.n_rows or len(next(iter(inputs.values())))
         if self._out_names is None:
@@ -238,16 +241,13 @@ class Channel:
             first_out = 1
         for buf, a in zip(bufs[first_out:], outs, strict=True):
             buf[start:end] = a
-        i = self.n_req
-        if i == self._req_cap:
-            self._grow_requests()
-        self.ts[i] = b.ts
-        self.latency[i] = b.latency_ms
-        self.status[i] = b.status
-        self.rows[i] = rows
+        self.ts.append(b.ts)
+        self.latency.append(b.latency_ms)
+        self.status.append(status)
+        self.rows.append(rows)
         self.rids.append(b.request_id)
         self.n_rows = end
-        self.n_req = i + 1
+        self.n_req += 1
         return rows
 
     def _grow(self, need: int) -> None:
@@ -261,16 +261,6 @@ class Channel:
         self.bufs = grown
         self._cap = cap
         self.spare.clear()  # too small now
-
-    def _grow_requests(self) -> None:
-        cap = self._req_cap * 2
-        n = self.n_req
-        for attr in ("ts", "latency", "status", "rows"):
-            old = getattr(self, attr)
-            new = np.empty(cap, dtype=old.dtype)
-            new[:n] = old[:n]
-            setattr(self, attr, new)
-        self._req_cap = cap
 
     def take(self) -> Snapshot | None:
         """What the channel holds; the channel starts over with fresh (or handed back)
@@ -295,10 +285,10 @@ class Channel:
             self.version,
             self.role,
             self.rids,
-            self.ts[:nr],
-            self.latency[:nr],
-            self.status[:nr],
-            self.rows[:nr],
+            np.array(self.ts, dtype=np.float64),
+            np.array(self.latency, dtype=np.float64),
+            np.array(self.status, dtype=np.int32),
+            np.array(self.rows, dtype=np.int32),
             columns,
             groups,
         )
