@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         default=0.5, gt=0, le=60, description="Seconds between prediction log flushes (async)."
     )
     log_queue_size: int = Field(
-        default=100_000, ge=100, description="Bound of the in-memory prediction log queue."
+        default=200_000, ge=100, description="Bound of the in-memory prediction log queue."
     )
     log_overflow: Literal["block", "reject"] = Field(
         default="block",

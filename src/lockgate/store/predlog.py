@@ -4,8 +4,8 @@ Requests hand a columnar :class:`LogBatch` to :meth:`PredictionLog.submit`, whic
 arrays into the growing buffers of a columnar channel (:mod:`lockgate.store.predlog_columns`;
 microseconds, no object kept per request), or, for records the channels do not take (failed
 requests, string columns), appends it to a queue. Both count against one bound. One writer
-thread wakes every ``flush_interval`` seconds, or sooner when the queue passes half its
-bound, takes the channels' buffers and writes each as one raw segment (a ``writev``
+thread wakes every ``flush_interval`` seconds, or sooner when the queue passes three
+quarters of its bound, takes the channels' buffers and writes each as one raw segment (a ``writev``
 without the GIL), and builds one Arrow table per endpoint from the queued batches; files are
 partitioned by endpoint and UTC hour (see :mod:`lockgate.store.predlog_format`). Files
 are written to ``<name>.tmp``, fsynced and renamed, so a hard kill never leaves a half file
@@ -95,7 +95,7 @@ class PredictionLog:
         *,
         durability: Literal["async", "sync"] = "async",
         flush_interval: float = 0.5,
-        max_queue_rows: int = 100_000,
+        max_queue_rows: int = 200_000,
         overflow: Literal["block", "reject"] = "block",
         registry: CollectorRegistry | None = None,
         compact_interval: float | None = 60.0,
@@ -132,7 +132,7 @@ class PredictionLog:
         self._queued_rows = 0
         self._rows_submitted = 0
         self._room_waiters: list[AsyncWaiter] = []
-        self._wake_rows = max(1, max_queue_rows // 2)
+        self._wake_rows = max(1, max_queue_rows * 3 // 4)
         self._woken = False
         self._wake = threading.Event()
         self._write_lock = threading.Lock()

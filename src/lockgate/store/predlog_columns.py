@@ -270,7 +270,7 @@ class Channel:
             self.spare.clear()  # an idle channel keeps no memory beyond its buffers
             return None
         self.idle = 0
-        nr, n = self.n_req, self.n_rows
+        n = self.n_rows
         columns: dict[str, np.ndarray] = {}
         groups: dict[str, list[str]] = {}
         for name, buf in zip(self.names, self.bufs, strict=True):
