@@ -301,25 +301,18 @@ def write_segment(path: Path, seg: SegmentData, *, direct: DirectIO | None = Non
     )
     enc = encode(seg, direct=bool(use_direct))
     if enc.direct:
+        assert direct is not None
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_DIRECT, 0o644)
+            try:
+                _write_all(fd, enc)
+            finally:
+                os.close(fd)
+            return
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
-            assert direct is not None
-            direct.refuse(path.parent)
-        else:
-            try:
-                _write_all(fd, enc)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                assert direct is not None
-                direct.refuse(path.parent)
-            else:
-                return
-            finally:
-                os.close(fd)
+            direct.refuse(path.parent)  # this file system takes no O_DIRECT: buffered below
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         _write_all(fd, enc)
