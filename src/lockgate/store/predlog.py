@@ -215,8 +215,15 @@ class PredictionLog:
                 self._process(*self._take())
         if self._compactor is not None:
             self._compactor.join(timeout)
-        with self._lock:
-            left, snaps = self._take_locked()
+        # a writer still in a cycle holds records outside the queue (a failing write puts
+        # them back at its end): wait for that cycle, so that none is missed below
+        cycle_done = self._write_lock.acquire(timeout=max(1.0, timeout or 0.0))
+        try:
+            with self._lock:
+                left, snaps = self._take_locked()
+        finally:
+            if cycle_done:
+                self._write_lock.release()
         lost = sum(rows for _, rows, _ in left) + sum(s.data.num_rows for s in snaps)
         self.metrics.unregister()
         err = StoreError(f"prediction log closed with {lost} rows not written") if lost else None
