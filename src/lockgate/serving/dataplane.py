@@ -36,7 +36,7 @@ from lockgate.serving.endpoints import EndpointInfo
 from lockgate.serving.metrics import ServingMetrics, VersionMetrics
 
 if TYPE_CHECKING:
-    from lockgate.store.predlog import PredictionLog
+    from lockgate.store.predlog import LogBatch, PredictionLog
     from lockgate.workspace import Workspace
 
 log = logging.getLogger("lockgate.serving")
@@ -333,7 +333,10 @@ class DataPlane:
             code = status_of(exc)
             elapsed = time.perf_counter() - t0
             handle.metrics.observe(code, elapsed, 0)
-            await self._record(handle, rid, ts, batch, None, elapsed, code, exc.message)
+            if self.predlog is not None:
+                await self.predlog.submit(
+                    self._log_record(handle, rid, ts, batch, None, elapsed, code, exc.message)
+                )
             raise
         finally:
             handle.in_flight -= 1
@@ -345,21 +348,7 @@ class DataPlane:
             )
         predlog = self.predlog
         if predlog is not None:
-            record = self._log_batch(
-                rid,
-                handle.endpoint,
-                handle.model,
-                handle.version,
-                handle.role,
-                ts,
-                batch.columns,
-                outputs,
-                elapsed * 1000,
-                200,
-                None,
-                batch.n_rows,
-                batch.built_matrix,
-            )
+            record = self._log_record(handle, rid, ts, batch, outputs, elapsed, 200, None)
             if not predlog.offer(record):  # the columnar fast path, else the general one
                 await predlog.submit(record)
         return InferenceResult(
@@ -493,7 +482,7 @@ class DataPlane:
         except LockgateError:
             self.metrics.shadow_skipped.labels(h.endpoint, str(h.version), "log_full").inc()
 
-    async def _record(
+    def _log_record(
         self,
         h: VersionHandle,
         rid: str,
@@ -503,24 +492,22 @@ class DataPlane:
         elapsed: float,
         status: int,
         error: str | None,
-    ) -> None:
-        if self.predlog is None:
-            return
-        await self.predlog.submit(
-            self._log_batch(
-                request_id=rid,
-                endpoint=h.endpoint,
-                model=h.model,
-                version=h.version,
-                role=h.role,
-                ts=ts,
-                inputs=batch.columns if batch is not None else None,
-                outputs=outputs,
-                latency_ms=elapsed * 1000,
-                status=status,
-                error=error,
-                n_rows=batch.n_rows if batch is not None else 0,
-            )
+    ) -> LogBatch:
+        """The prediction log's record of one request (positional: this is the hot path)."""
+        return self._log_batch(
+            rid,
+            h.endpoint,
+            h.model,
+            h.version,
+            h.role,
+            ts,
+            batch.columns if batch is not None else None,
+            outputs,
+            elapsed * 1000,
+            status,
+            error,
+            batch.n_rows if batch is not None else 0,
+            batch.built_matrix if batch is not None else None,
         )
 
 

@@ -46,7 +46,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lockgate.errors import InvalidInputError
-from lockgate.store.predlog_segment import SEG_SUFFIX
 
 #: roles a prediction can be served in (``lockgate.types.Role``)
 ROLES = frozenset({"primary", "canary", "shadow", "arm"})
@@ -84,13 +83,15 @@ PART_PREFIX = "part-"
 COMPACT_PREFIX = "compact-"
 SUFFIX = ".parquet"
 SEGMENT_SUFFIX = ".arrow"
+#: raw segments of the columnar channels (:mod:`lockgate.store.predlog_segment`)
+SEG_SUFFIX = ".seg"
 #: every name a log file can end with
 SUFFIXES = (SUFFIX, SEGMENT_SUFFIX, SEG_SUFFIX)
 TMP_SUFFIX = ".tmp"
 #: segment column holding each row's index within its request (the id's suffix)
 ROW = "row"
 HOUR_NS = 3_600 * 1_000_000_000
-_US_PER_HOUR = 3_600 * 1_000_000
+US_PER_HOUR = 3_600 * 1_000_000
 
 #: one sequence for every writer in the process, so two logs on one folder never collide
 _SEQ = itertools.count()
@@ -244,7 +245,7 @@ def _concat(arrays: list[np.ndarray], name: str) -> np.ndarray:
     return np.concatenate(arrays)
 
 
-def _to_arrow(a: np.ndarray) -> pa.Array:
+def to_arrow(a: np.ndarray) -> pa.Array:
     """A column to Arrow; 2-D+ tensors become (nested) fixed-size lists."""
     if a.ndim <= 1:
         if a.dtype.kind == "O":
@@ -312,15 +313,15 @@ def build_table(endpoint: str, batches: Sequence[LogBatch], counts: np.ndarray) 
     if first.inputs and len(next(iter(first.inputs.values()))) == counts[0]:
         for name in first.inputs:
             data = _concat([b.inputs[name] for b in batches], name)  # type: ignore[index]
-            columns[INPUT_PREFIX + name] = _to_arrow(data)
+            columns[INPUT_PREFIX + name] = to_arrow(data)
     out = first.outputs
     if isinstance(out, dict):
         for name, a in out.items():
             if len(a) == counts[0]:
                 data = _concat([b.outputs[name] for b in batches], name)  # type: ignore[index]
-                columns[OUTPUT_PREFIX + name] = _to_arrow(data)
+                columns[OUTPUT_PREFIX + name] = to_arrow(data)
     elif out is not None and len(out) == counts[0]:
-        columns[OUTPUT] = _to_arrow(_concat([b.outputs for b in batches], OUTPUT))  # type: ignore[misc]
+        columns[OUTPUT] = to_arrow(_concat([b.outputs for b in batches], OUTPUT))  # type: ignore[misc]
     return pa.table(columns)
 
 
@@ -391,7 +392,7 @@ def hour_of_dir(date_name: str, hour_name: str) -> int | None:
 def split_by_hour(table: pa.Table) -> list[tuple[int, pa.Table]]:
     """Split a table so each part's rows fall in one UTC hour."""
     ts = table.column("ts").combine_chunks().cast(pa.int64()).to_numpy()
-    hours = ts // _US_PER_HOUR
+    hours = ts // US_PER_HOUR
     lo, hi = int(hours.min()), int(hours.max())
     if lo == hi:
         return [(lo, table)]

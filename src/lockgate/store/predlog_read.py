@@ -41,13 +41,14 @@ from lockgate.store.predlog_format import (
     OUTPUT,
     OUTPUT_PREFIX,
     ROW,
+    SEG_SUFFIX,
     SEGMENT_SUFFIX,
     canonical,
     file_min_ns,
     hour_of_dir,
     is_log_file,
 )
-from lockgate.store.predlog_segment import SEG_SUFFIX, read_info, read_segment
+from lockgate.store.predlog_segment import read_info, read_segment
 
 log = logging.getLogger("lockgate.predlog")
 

@@ -40,8 +40,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from lockgate.store.predlog_format import US_PER_HOUR, to_arrow
+
 MAGIC = b"LGSEG\x00\x01\n"
-SEG_SUFFIX = ".seg"
 _ALIGN = 64
 #: file block: per-row buffers of a direct write start and end on it (O_DIRECT's unit)
 BLOCK = 4096
@@ -50,7 +51,6 @@ DIRECT_MIN_BYTES = 256 * 1024
 _IOV_MAX = 512
 #: dtype kinds a segment stores: booleans and numbers (strings and objects go through Arrow)
 RAW_KINDS = frozenset("biuf")
-_US_PER_HOUR = 3_600 * 1_000_000
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 #: name of the per-row buffer that holds several input columns side by side
 INPUTS = "inputs"
@@ -124,7 +124,7 @@ class SegmentData:
     def split_by_hour(self) -> list[tuple[int, SegmentData]]:
         """One part per UTC hour its requests fall in (a flush can straddle an hour)."""
         ts_us = np.rint(self.ts * 1e6).astype(np.int64)
-        hours = ts_us // _US_PER_HOUR
+        hours = ts_us // US_PER_HOUR
         lo, hi = int(hours.min()), int(hours.max())
         if lo == hi:
             return [(lo, self)]
@@ -422,15 +422,6 @@ def _buffer(raw: bytes, spec: dict[str, Any]) -> np.ndarray:
     )
 
 
-def _to_arrow(a: np.ndarray) -> pa.Array:
-    if a.ndim <= 1:
-        return pa.array(a)
-    flat = pa.array(a.reshape(-1))
-    for size in reversed(a.shape[1:]):
-        flat = pa.FixedSizeListArray.from_arrays(flat, size)
-    return flat
-
-
 def read_segment(path: Path, columns: list[str] | None = None) -> pa.Table:
     """A segment as an Arrow table in the canonical layout (``id``, base columns, then its
     per-row columns); ``columns`` keeps only these canonical names (in that order)."""
@@ -507,7 +498,7 @@ def read_segment(path: Path, columns: list[str] | None = None) -> pa.Table:
         if len(a) != n_rows:
             raise SegmentError(f"segment column {name!r} has {len(a)} rows, not {n_rows}")
         if group is None:
-            out[name] = _to_arrow(a)
+            out[name] = to_arrow(a)
             continue
         if not isinstance(group, list) or a.ndim != 2 or a.shape[1] != len(group):
             raise SegmentError(f"segment buffer {name!r} does not hold its {len(group)} columns")
@@ -521,8 +512,8 @@ def read_segment(path: Path, columns: list[str] | None = None) -> pa.Table:
         b"lockgate.ts_max_ns": str(header["ts_max_ns"]).encode(),
         b"lockgate.rows": str(n_rows).encode(),
     }
-    if not out:
-        return pa.table({}, metadata=meta).slice(0, 0) if n_rows == 0 else _empty(n_rows, meta)
+    if not out:  # none of the wanted columns is here: the rows still count
+        return _empty(n_rows, meta)
     return pa.table(out, metadata=meta)
 
 

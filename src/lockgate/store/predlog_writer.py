@@ -27,6 +27,7 @@ import pyarrow as pa
 from lockgate.errors import StoreError
 from lockgate.store.predlog_format import (
     PART_PREFIX,
+    SEG_SUFFIX,
     TMP_SUFFIX,
     LogBatch,
     build_table,
@@ -40,7 +41,7 @@ from lockgate.store.predlog_format import (
     write_tmp,
 )
 from lockgate.store.predlog_metrics import LogMetrics
-from lockgate.store.predlog_segment import SEG_SUFFIX, DirectIO, SegmentData, write_segment
+from lockgate.store.predlog_segment import DirectIO, SegmentData, write_segment
 
 if TYPE_CHECKING:
     from lockgate.store.predlog_columns import Snapshot
