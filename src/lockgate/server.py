@@ -266,7 +266,10 @@ def run(
     fails to start, stop the same way and raise LockgateError."""
     import uvicorn
 
+    from lockgate.runtimes.threads import limit_inference_threads
+
     settings = settings or Settings()
+    limit_inference_threads(settings.inference_threads)  # before the libraries load
     preload_frameworks(settings)
     server = build(settings)
     config = uvicorn.Config(

@@ -104,6 +104,16 @@ class Settings(BaseSettings):
         "several servers on one database, another takes over this long after the leader "
         "dies.",
     )
+    inference_threads: int = Field(
+        default=1,
+        ge=0,
+        le=1024,
+        description="Threads the numerical libraries of served models (BLAS, OpenMP) may use "
+        "per call in `lockgate server`, set at start-up (`OMP_NUM_THREADS`, "
+        "`OPENBLAS_NUM_THREADS`, `MKL_NUM_THREADS`). 1 suits many small requests on one event "
+        "loop; `0` leaves the libraries' defaults (one thread per core) and those variables "
+        "alone.",
+    )
     shadow_workers: int = Field(
         default=2, ge=1, le=64, description="Threads that run shadow predictions."
     )

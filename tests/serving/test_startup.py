@@ -5,6 +5,7 @@ in between fails, and a SIGTERM in between still stops the server cleanly."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -116,3 +117,21 @@ def test_late_app_build_failure_is_reported_to_the_server() -> None:
             await late({"path": "/api/x"}, None, None)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: BLAS starts no worker thread")
+def test_the_server_limits_the_model_libraries_threads(
+    deployed: Client, env: dict[str, str], tmp_path: Path
+) -> None:
+    """LOCKGATE_INFERENCE_THREADS (default 1): OpenBLAS starts no worker threads in the
+    server; 0 leaves the libraries their one thread per core."""
+    counts = {}
+    for value in ("1", "0"):
+        srv = start_server(env, tmp_path, extra_env={"LOCKGATE_INFERENCE_THREADS": value})
+        try:  # once the control plane is up too: its start-up thread is gone
+            assert httpx.get(f"{srv.url}/api/v1/health", timeout=60).status_code == 200
+            counts[value] = len(os.listdir(f"/proc/{srv.proc.pid}/task"))
+        finally:
+            assert srv.stop() == 0, srv.log()
+    # numpy's and SciPy's OpenBLAS each start (cores - 1) workers when not limited
+    assert counts["0"] - counts["1"] >= (os.cpu_count() or 1) - 1, counts
