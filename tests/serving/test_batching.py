@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from sklearn.compose import make_column_transformer
@@ -251,3 +252,55 @@ def test_a_passed_deadline_answers_504(batched: Batched) -> None:
         late
     )
     assert metric(samples, "lockgate_batch_queue_rows", endpoint="iris-deadline") == 0
+
+
+def _binary(rows: np.ndarray) -> tuple[bytes, dict[str, str]]:
+    """An OIP request with its tensor in binary (how tritonclient sends, and how NaN and
+    infinity can arrive)."""
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": list(rows.shape),
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": rows.nbytes},
+                }
+            ]
+        }
+    )
+    return head + rows.astype("<f8").tobytes(), {"Inference-Header-Content-Length": str(len(head))}
+
+
+async def _post_binary(
+    url: str, bodies: list[tuple[bytes, dict[str, str]]]
+) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as c:
+        return list(
+            await asyncio.gather(
+                *(c.post("/v2/models/linear/infer", content=b, headers=h) for b, h in bodies)
+            )
+        )
+
+
+def test_non_finite_values_fail_their_own_caller_only(batched: Batched) -> None:
+    """NaN or infinity in a request is refused before batching: its caller gets a 400
+    naming the column and row; the callers that would have shared its batch get their own
+    predictions."""
+    rng = np.random.default_rng(21)
+    frames: list[np.ndarray] = []
+    for i in range(200):
+        rows = rng.normal(size=(int(rng.integers(1, 4)), 3))
+        if i % 10 == 4:
+            rows[-1, 1] = np.nan if i % 20 == 4 else np.inf
+        frames.append(rows)
+    answers = asyncio.run(_post_binary(batched.url, [_binary(f) for f in frames]))
+    for i, (rows, r) in enumerate(zip(frames, answers, strict=True)):
+        if i % 10 == 4:
+            assert r.status_code == 400, r.text
+            assert r.json()["error"].startswith(f"x2[{len(rows) - 1}]: expected a finite"), r.text
+        else:
+            assert r.status_code == 200, r.text
+            got = np.asarray(r.json()["outputs"][0]["data"])
+            np.testing.assert_allclose(got, batched.linear.predict(rows))

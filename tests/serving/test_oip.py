@@ -558,3 +558,30 @@ def test_binary_tensor_sizes_are_checked(http: httpx.Client) -> None:
         headers={"Inference-Header-Content-Length": "nope"},
     )
     assert r.status_code == 400 and "Inference-Header-Content-Length" in r.json()["error"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_values_are_refused_naming_column_and_row(
+    http: httpx.Client, bad: float
+) -> None:
+    """Binary tensors can carry NaN and infinity, which the iris model does not take: a 400
+    naming the column and row, not a failed prediction."""
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [2, 3],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": 48},
+                }
+            ]
+        }
+    )
+    rows = np.array([[0.1, 0.2, 0.3], [0.4, bad, 0.6]], dtype="<f8")
+    r = http.post(
+        "/v2/models/iris/infer",
+        content=head + rows.tobytes(),
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
+    assert_error(r, 400, "x2[1]", "expected a finite number", str(bad))

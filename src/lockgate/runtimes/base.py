@@ -57,6 +57,12 @@ class Runtime(ABC):
         DataFrame; runtimes override it to feed arrays straight to the model."""
         return self.predict(batch.frame())
 
+    def check_batch(self, batch: Batch) -> None:
+        """Refuse values the signature admits but the model is known not to accept, raising
+        InvalidInputError; the data plane calls it for each request before batching, so
+        one caller's bad values fail that caller alone. The default accepts everything."""
+        return None
+
     def predict_proba(self, data: pd.DataFrame) -> np.ndarray | None:
         """Class probabilities for classifiers that have them, else ``None``."""
         return None

@@ -91,6 +91,7 @@ class VersionHandle:
         timeout = self.batching.timeout_ms / 1000
         if self.batcher is None:
             return self._predict_now(batch)
+        self.loaded.runtime.check_batch(batch)  # one caller's bad values fail it alone
         try:
             return await self.batcher.submit(batch, timeout)
         except TimeoutError:
