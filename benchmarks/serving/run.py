@@ -18,7 +18,8 @@ MLServer and MLflow live in their own cached venvs (``venvs.py``). Every system 
 return the same predictions as ``model.predict`` before anything is measured. A closed-loop
 load generator (``wrk`` with a Lua script; ``loadgen.py`` when wrk is missing) runs the
 workloads single-row at 1 and 32 connections and 100-row batches at 8 connections, as
-several interleaved rounds (each workload: every system in turn, per round) after a warm-up.
+several interleaved rounds: in each, every system in turn (the order rotated per round) is
+started afresh, alone, and runs every workload after a warm-up.
 Reported per system and workload: req/s, rows/s, p50/p99 latency (median over rounds), and
 ratios to the floor and to MLServer (median of the per-round ratios). Also measured:
 ``lockgate server`` time to ready (process start to ``/v2/health/ready`` 200), median of 5.
@@ -127,14 +128,30 @@ class System:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: polled after ready until 200: the server has finished starting (Lockgate's control
+    #: plane is wired just after the data plane answers ready)
+    settle_url: str | None = None
+    #: removed before each start: what earlier rounds left (Lockgate's prediction log: its
+    #: compaction of their hours would run inside this round's measurement)
+    clean: list[Path] = field(default_factory=list)
 
     def start(self, timeout: float = 120) -> float:
+        """Start the server; seconds to ready (then waits for ``settle_url``)."""
+        for path in self.clean:  # moved aside, deleted after the run: a deletion's
+            if path.exists():  # discards would land on the next measurement
+                trash = self.log.parent / "trash"
+                trash.mkdir(exist_ok=True)
+                path.rename(trash / f"{path.name}-{time.monotonic_ns()}")
         t0 = time.perf_counter()
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 self.cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent
             )
-        return wait_ready(self, t0, timeout)
+        ready = wait_ready(self, t0, timeout)
+        if self.settle_url is not None:
+            with httpx.Client(timeout=timeout) as http:
+                http.get(self.settle_url).raise_for_status()
+        return ready
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -216,6 +233,8 @@ def lockgate_system(name: str, home: Path, work: Path, extra: dict[str, str]) ->
         [sys.executable, "-m", "lockgate.cli", "server", "--port", str(port)],
         env,
         work / f"{name}.log",
+        settle_url=f"{base}/api/v1/health",
+        clean=[home / "predictions"],
     )
 
 
@@ -631,8 +650,7 @@ def report(
 def running(systems: list[System]) -> Iterator[None]:
     try:
         for s in systems:
-            secs = s.start()
-            print(f"  {s.name} ready in {secs:.2f} s", flush=True)
+            s.start()
         yield
     finally:
         for s in systems:
@@ -717,21 +735,19 @@ def main(argv: list[str] | None = None) -> int:
 
     load = Load(wrk, work)
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
-    with running(systems):
-        print("validating predictions", flush=True)
-        validate(systems, model, X)
-        if args.warmup > 0:
-            print(f"warm-up: {args.warmup:g} s per system and workload", flush=True)
-            for w in workloads:
-                for s in systems:
-                    load.run(s, w, X, args.warmup)
-        for rnd in range(args.rounds):
-            print(
-                f"round {rnd + 1}/{args.rounds} (load average {os.getloadavg()[0]:.2f})", flush=True
-            )
-            for w in workloads:
-                order = systems[rnd % len(systems) :] + systems[: rnd % len(systems)]
-                for s in order:
+    for rnd in range(args.rounds):
+        print(f"round {rnd + 1}/{args.rounds} (load average {os.getloadavg()[0]:.2f})", flush=True)
+        # one system alive at a time, started afresh each round: an idle server's own
+        # background work (a log compaction, a controller tick) never lands on another's
+        # figures, and a process's own bias (identical servers differ by up to ~10% for
+        # life on a 2-core VM) averages out over the rounds
+        for s in systems[rnd % len(systems) :] + systems[: rnd % len(systems)]:
+            with running([s]):
+                if rnd == 0:
+                    validate([s], model, X)
+                for w in workloads:
+                    if args.warmup > 0:
+                        load.run(s, w, X, args.warmup)
                     r = load.run(s, w, X, args.duration)
                     results.setdefault((s.name, w.name), []).append(r)
                     print(
@@ -741,6 +757,7 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
     info["loadavg_end"] = os.getloadavg()
+    shutil.rmtree(work / "trash", ignore_errors=True)
 
     table, targets = report(results, [s.name for s in systems], ready, ready_cpu)
     print()

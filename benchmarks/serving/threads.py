@@ -84,32 +84,35 @@ def main(argv: list[str] | None = None) -> int:
     load = bench.Load(wrk, work)
     systems = {n: bench.lockgate_system("lg-" + n, home, work, env) for n, env in variants.items()}
     results: dict[str, list[dict[str, float]]] = {n: [] for n in variants}
-    try:
-        for s in systems.values():
+    names = list(systems)
+    for rnd in range(args.rounds):
+        # like run.py: one server alive at a time, started afresh each round, the order
+        # rotated (two identical servers measured side by side differed by ~10-15% here)
+        for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
+            s = systems[name]
             s.start()
-            load.run(s, wl, X, 2)  # warm-up
-        for _ in range(args.rounds):
-            for name, s in systems.items():
+            try:
+                load.run(s, wl, X, 2)  # warm-up
                 assert s.proc is not None
                 pid = s.proc.pid
                 c0, s0 = thread_cpu(pid), switches(pid)
                 r = load.run(s, wl, X, args.duration)
                 c1, s1 = thread_cpu(pid), switches(pid)
-                n = r["requests"]
-                results[name].append(
-                    {
-                        "req_s": r["req_s"],
-                        "main_us": (c1["main"] - c0["main"]) / n * 1e6,
-                        "main_sys_us": (c1["main_sys"] - c0["main_sys"]) / n * 1e6,
-                        "other_us": (c1["other"] - c0["other"]) / n * 1e6,
-                        "other_sys_us": (c1["other_sys"] - c0["other_sys"]) / n * 1e6,
-                        "vol_cs": (s1[0] - s0[0]) / n,
-                        "invol_cs": (s1[1] - s0[1]) / n,
-                    }
-                )
-    finally:
-        for s in systems.values():
-            s.stop()
+            finally:
+                s.stop()
+            n = r["requests"]
+            results[name].append(
+                {
+                    "req_s": r["req_s"],
+                    "main_us": (c1["main"] - c0["main"]) / n * 1e6,
+                    "main_sys_us": (c1["main_sys"] - c0["main_sys"]) / n * 1e6,
+                    "other_us": (c1["other"] - c0["other"]) / n * 1e6,
+                    "other_sys_us": (c1["other_sys"] - c0["other_sys"]) / n * 1e6,
+                    "vol_cs": (s1[0] - s0[0]) / n,
+                    "invol_cs": (s1[1] - s0[1]) / n,
+                }
+            )
+    shutil.rmtree(work / "trash", ignore_errors=True)
     med = {n: {k: statistics.median(x[k] for x in xs) for k in FIELDS} for n, xs in results.items()}
     base = med["nolog"]["req_s"]
     print(f"{args.workload}, {args.rounds} rounds of {args.duration:g} s, medians; us per request")
