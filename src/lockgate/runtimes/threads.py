@@ -3,10 +3,10 @@
 BLAS (OpenBLAS, MKL) and OpenMP default to one thread per core, and OpenBLAS's threads
 busy-wait between calls. In ``lockgate server`` the model is called from the event loop, one
 call at a time, for many small requests: those threads buy nothing there and take CPU from
-the event loop, the network stack and everything else on the machine (measured: about a tenth
-of the throughput of a 2-core server, docs/performance.md). So the server limits them, like
-Ray Serve does with ``OMP_NUM_THREADS=1``: ``LOCKGATE_INFERENCE_THREADS`` (default 1; 0 leaves
-the libraries' own defaults, and the standard variables, alone).
+the event loop, the network stack and everything else on the machine (docs/performance.md).
+So the server limits them, like Ray Serve does with ``OMP_NUM_THREADS=1``:
+``LOCKGATE_INFERENCE_THREADS`` (default 1; 0 leaves the libraries' own defaults, and the
+standard variables, alone).
 """
 
 from __future__ import annotations
