@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import sklearn
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -94,7 +95,7 @@ def test_integer_inputs_need_no_check(tmp_path: Path) -> None:
     rt = _loaded(model, tmp_path)
     got = rt.predict_batch(Batch.from_matrix(NAMES, Xi[:20]))
     np.testing.assert_array_equal(got, model.predict(Xi[:20]))
-    assert nonfinite_error(Xi, NAMES, allow_nan=False) is None
+    assert nonfinite_error(Batch.from_matrix(NAMES, Xi), allow_nan=False) is None
 
 
 def test_the_configuration_is_restored_when_the_model_raises(tmp_path: Path) -> None:
@@ -103,3 +104,30 @@ def test_the_configuration_is_restored_when_the_model_raises(tmp_path: Path) -> 
     with pytest.raises(Exception, match="features"):
         rt.predict_batch(Batch.from_matrix(["a", "b"], X[:3, :2]))  # 2 features, not 3
     assert sklearn.get_config()["assume_finite"] is False
+
+
+def test_a_model_fitted_on_a_dataframe_is_checked_by_column(tmp_path: Path) -> None:
+    X, y = _data()
+    frame = pd.DataFrame(X, columns=NAMES)
+    model = LogisticRegression().fit(frame, y)
+    rt = _loaded(model, tmp_path)
+    assert rt.wants_frame_ and rt.allow_nan_ is False
+    rows = frame.iloc[:6].reset_index(drop=True)
+    batch = Batch({n: rows[n].to_numpy() for n in NAMES}, len(rows))
+    np.testing.assert_array_equal(rt.predict_batch(batch), model.predict(rows))
+    bad = rows.copy()
+    bad.loc[4, "c"] = np.nan
+    batch = Batch({n: bad[n].to_numpy() for n in NAMES}, len(bad))
+    with pytest.raises(InvalidInputError, match=r"^c\[4\]: expected a finite number"):
+        rt.check_batch(batch)
+    with pytest.raises(InvalidInputError, match=r"^c\[4\]"):
+        rt.predict_batch(batch)
+    assert sklearn.get_config()["assume_finite"] is False
+
+
+def test_an_unloaded_runtime_checks_nothing(tmp_path: Path) -> None:
+    X, y = _data()
+    rt = SklearnRuntime(SklearnRuntime.save(LogisticRegression().fit(X, y), tmp_path / "m"))
+    rows = X[:2].copy()
+    rows[0, 0] = np.nan
+    rt.check_batch(Batch.from_matrix(NAMES, rows))  # nothing known yet: no refusal

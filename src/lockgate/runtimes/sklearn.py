@@ -36,7 +36,7 @@ from lockgate.runtimes._util import (
     predicting,
 )
 from lockgate.runtimes.base import Runtime
-from lockgate.runtimes.finite import nonfinite_error
+from lockgate.runtimes.finite import nonfinite_error, numeric
 from lockgate.runtimes.trust import disallowed_skops_types, untrusted_error
 
 SKOPS_SUFFIXES = (".skops",)
@@ -235,8 +235,8 @@ class SklearnRuntime(Runtime):
             )
         self.format_ = fmt
         self.wants_frame_ = hasattr(model, "feature_names_in_")
-        #: whether the model takes NaN (None: unknown, or fed a DataFrame: scikit-learn checks)
-        self.allow_nan_ = None if self.wants_frame_ else _nan_allowed(model)
+        #: whether the model takes NaN (None: unknown, scikit-learn checks as usual)
+        self.allow_nan_ = _nan_allowed(model)
         self.model_ = model
 
     def _load_pickle(self, file: Path) -> Any:
@@ -280,21 +280,18 @@ class SklearnRuntime(Runtime):
 
     def predict_batch(self, batch: Batch) -> np.ndarray:
         """The serving hot path: the batch's matrix straight to the model, a DataFrame only
-        for models fitted on one. When the model's tags say whether it takes NaN, the
-        matrix is checked here (:meth:`check_batch`) and scikit-learn skips its own,
-        slower, check (``assume_finite``)."""
+        for models fitted on one. When the model's tags say whether it takes NaN and every
+        column is numeric, the values are checked here (:meth:`check_batch`) and
+        scikit-learn skips its own, slower, check (``assume_finite``)."""
         model = self._require_loaded()
-        if self.wants_frame_:
-            with predicting(self.flavor):
-                return np.asarray(model.predict(batch.frame()))
-        X = batch.matrix()
         allow_nan = self.allow_nan_
-        if allow_nan is None or X.dtype.kind not in "fiub":
+        if allow_nan is None or not numeric(batch):
             with predicting(self.flavor):
-                return np.asarray(model.predict(X))
-        err = nonfinite_error(X, batch.names, allow_nan=allow_nan)
+                return np.asarray(model.predict(self._batch_features(batch)))
+        err = nonfinite_error(batch, allow_nan=allow_nan)
         if err is not None:
             raise err
+        X = self._batch_features(batch)
         config = _sklearn_config()
         assumed = config["assume_finite"]
         config["assume_finite"] = True
@@ -304,11 +301,16 @@ class SklearnRuntime(Runtime):
         finally:
             config["assume_finite"] = assumed
 
+    def _batch_features(self, batch: Batch) -> pd.DataFrame | np.ndarray:
+        return batch.frame() if self.wants_frame_ else batch.matrix()
+
     def check_batch(self, batch: Batch) -> None:
-        """NaN or infinity the model does not take: InvalidInputError naming the column."""
-        if self.allow_nan_ is None:
+        """NaN or infinity the model does not take: InvalidInputError naming the column and
+        row."""
+        allow_nan = getattr(self, "allow_nan_", None)
+        if allow_nan is None or not numeric(batch):
             return
-        err = nonfinite_error(batch.matrix(), batch.names, allow_nan=self.allow_nan_)
+        err = nonfinite_error(batch, allow_nan=allow_nan)
         if err is not None:
             raise err
 
