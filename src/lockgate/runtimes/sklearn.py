@@ -284,14 +284,11 @@ class SklearnRuntime(Runtime):
         column is numeric, the values are checked here (:meth:`check_batch`) and
         scikit-learn skips its own, slower, check (``assume_finite``)."""
         model = self._require_loaded()
-        allow_nan = self.allow_nan_
-        if allow_nan is None or not numeric(batch):
+        checked = self._check(batch)
+        X = batch.frame() if self.wants_frame_ else batch.matrix()
+        if not checked:
             with predicting(self.flavor):
-                return np.asarray(model.predict(self._batch_features(batch)))
-        err = nonfinite_error(batch, allow_nan=allow_nan)
-        if err is not None:
-            raise err
-        X = self._batch_features(batch)
+                return np.asarray(model.predict(X))
         config = _sklearn_config()
         assumed = config["assume_finite"]
         config["assume_finite"] = True
@@ -301,18 +298,21 @@ class SklearnRuntime(Runtime):
         finally:
             config["assume_finite"] = assumed
 
-    def _batch_features(self, batch: Batch) -> pd.DataFrame | np.ndarray:
-        return batch.frame() if self.wants_frame_ else batch.matrix()
-
     def check_batch(self, batch: Batch) -> None:
         """NaN or infinity the model does not take: InvalidInputError naming the column and
         row."""
+        self._check(batch)
+
+    def _check(self, batch: Batch) -> bool:
+        """Check the batch's values against the model's NaN tag; False when that cannot be
+        done (tag unknown, a column not numeric, not loaded): scikit-learn then checks."""
         allow_nan = getattr(self, "allow_nan_", None)
         if allow_nan is None or not numeric(batch):
-            return
+            return False
         err = nonfinite_error(batch, allow_nan=allow_nan)
         if err is not None:
             raise err
+        return True
 
     def predict_proba(self, data: pd.DataFrame) -> np.ndarray | None:
         model = self._require_loaded()
