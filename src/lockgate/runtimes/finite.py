@@ -9,7 +9,7 @@ skip its own check.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,30 +32,40 @@ def nonfinite_error(batch: Batch, *, allow_nan: bool) -> InvalidInputError | Non
     value is taken. The decoded matrix is checked in one go when there is one."""
     m = batch.built_matrix
     if m is not None and m.dtype.kind in "fiub":
-        return _first_bad(m, batch.names, allow_nan)
-    for name, col in batch.columns.items():
-        if col.dtype.kind == "f":
-            err = _first_bad(col.reshape(len(col), -1), [name], allow_nan, one_column=True)
-            if err is not None:
-                return err
+        found = _first_bad(m, allow_nan)
+        if found is not None:
+            row, col = found
+            return _error(batch.names[col], row, m[row, col], allow_nan)
+        return None
+    for name, column in batch.columns.items():
+        if column.dtype.kind == "f":
+            values = column.reshape(len(column), -1)
+            found = _first_bad(values, allow_nan)
+            if found is not None:
+                return _error(name, found[0], values[found], allow_nan)
     return None
 
 
-def _first_bad(
-    matrix: np.ndarray, names: Sequence[str], allow_nan: bool, *, one_column: bool = False
-) -> InvalidInputError | None:
+def _first_bad(matrix: np.ndarray, allow_nan: bool) -> tuple[int, int] | None:
+    """Row and column of the first value of a 2-D array the model does not take."""
     if matrix.dtype.kind != "f":
         return None
     if allow_nan:
         if not np.isinf(matrix).any():
             return None
         bad = np.isinf(matrix)
-        expected = "a number or NaN (this model takes NaN as missing, not infinity)"
     else:
         if np.isfinite(matrix).all():
             return None
         bad = ~np.isfinite(matrix)
-        expected = "a finite number (this model accepts neither NaN nor infinity)"
     row, col = (int(i) for i in np.argwhere(bad)[0])
-    name = names[0] if one_column else (names[col] if col < len(names) else str(col))
-    return InvalidInputError.for_field(f"{name}[{row}]", expected, matrix[row, col].item())
+    return row, col
+
+
+def _error(name: str, row: int, value: Any, allow_nan: bool) -> InvalidInputError:
+    expected = (
+        "a number or NaN (this model takes NaN as missing, not infinity)"
+        if allow_nan
+        else "a finite number (this model accepts neither NaN nor infinity)"
+    )
+    return InvalidInputError.for_field(f"{name}[{row}]", expected, value.item())

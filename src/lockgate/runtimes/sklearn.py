@@ -284,8 +284,8 @@ class SklearnRuntime(Runtime):
         column is numeric, the values are checked here (:meth:`check_batch`) and
         scikit-learn skips its own, slower, check (``assume_finite``)."""
         model = self._require_loaded()
-        checked = self._check(batch)
         X = batch.frame() if self.wants_frame_ else batch.matrix()
+        checked = self._check(batch)  # after matrix(): one check over the whole matrix
         if not checked:
             with predicting(self.flavor):
                 return np.asarray(model.predict(X))
