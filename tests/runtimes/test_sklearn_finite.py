@@ -14,10 +14,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from lockgate.batch import Batch
-from lockgate.errors import InvalidInputError
-from lockgate.runtimes.finite import nonfinite_error
+from lockgate.errors import InvalidInputError, PredictionError
+from lockgate.runtimes.finite import nonfinite_error, refusal_error
 from lockgate.runtimes.sklearn import SklearnRuntime
 
 NAMES = ["a", "b", "c"]
@@ -86,6 +87,49 @@ def test_a_pipeline_is_left_to_scikit_learn(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         rt.predict_batch(Batch.from_matrix(NAMES, rows)), model.predict(rows)
     )
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        (np.nan, "c[3]: expected a number (this model does not take NaN), got nan"),
+        (np.inf, "c[3]: expected a finite number (this model does not take infinity), got inf"),
+    ],
+)
+def test_a_pipeline_refusing_a_value_names_it(tmp_path: Path, bad: float, expected: str) -> None:
+    """scikit-learn refuses inside the pipeline (the scaler passes NaN on, the classifier
+    refuses it; the scaler refuses infinity): the request's error, by column and row."""
+    X, y = _data()
+    rt = _loaded(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), tmp_path)
+    rows = X[:6].copy()
+    rows[3, 2] = bad
+    with pytest.raises(InvalidInputError) as info:
+        rt.predict_batch(Batch.from_matrix(NAMES, rows))
+    assert str(info.value) == expected
+    frame = Batch({n: rows[:, j] for j, n in enumerate(NAMES)}, len(rows))
+    with pytest.raises(InvalidInputError) as info:
+        rt.predict_batch(frame)  # column by column when no matrix was decoded
+    assert str(info.value) == expected
+
+
+def test_a_refusal_without_such_a_value_in_the_request_stays_the_models() -> None:
+    """A NaN the model made itself (the request had none) is a failed prediction, and other
+    errors are not read as refusals."""
+    batch = Batch.from_matrix(NAMES, np.ones((2, 3)))
+    assert refusal_error(batch, ValueError("Input X contains NaN.")) is None
+    bad = Batch.from_matrix(NAMES, np.array([[1.0, np.nan, 2.0]]))
+    assert refusal_error(bad, ValueError("X has 2 features, expected 3")) is None
+    assert refusal_error(bad, TypeError("Input X contains NaN.")) is None
+    assert refusal_error(bad, None) is None
+    err = refusal_error(bad, ValueError("Input contains NaN"))  # older scikit-learn
+    assert err is not None and str(err).startswith("b[0]: expected a number")
+
+
+def test_a_failure_that_is_no_refusal_stays_a_failed_prediction(tmp_path: Path) -> None:
+    X, y = _data()
+    rt = _loaded(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), tmp_path)
+    with pytest.raises(PredictionError, match="features"):
+        rt.predict_batch(Batch.from_matrix(["a", "b"], X[:3, :2]))
 
 
 def test_integer_inputs_need_no_check(tmp_path: Path) -> None:

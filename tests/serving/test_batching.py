@@ -19,7 +19,7 @@ import pytest
 from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from tests.serving.conftest import SharedServer, metric, scrape, wait_until_served
 
 IRIS = ["x1", "x2", "x3"]
@@ -30,6 +30,7 @@ BATCHING = {"enabled": True, "max_batch_size": 32, "max_wait_ms": 5}
 class Batched:
     url: str
     linear: LinearRegression
+    scaled: Pipeline
     colors: Pipeline
     iris: LogisticRegression
 
@@ -39,6 +40,8 @@ def batched(shared: SharedServer) -> Iterator[Batched]:
     """Endpoints with batching on the shared server:
 
     * ``linear``: a LinearRegression (every row's output is its own), batching 32 rows / 5 ms;
+    * ``scaled``: the same behind a StandardScaler (a pipeline: scikit-learn checks NaN),
+      same batching;
     * ``colors``: a pipeline that raises on an unseen colour (OneHotEncoder
       handle_unknown='error'), same batching;
     * ``iris-tinyqueue``: iris with a queue of 2 rows;
@@ -47,6 +50,9 @@ def batched(shared: SharedServer) -> Iterator[Batched]:
     rng = np.random.default_rng(11)
     X = pd.DataFrame(rng.normal(size=(200, 3)), columns=IRIS)
     linear = LinearRegression().fit(X.to_numpy(), X @ [1.5, -2.0, 0.25] + rng.normal(size=200))
+    scaled = make_pipeline(StandardScaler(), LinearRegression()).fit(
+        X.to_numpy(), linear.predict(X.to_numpy())
+    )
     C = pd.DataFrame(
         {"color": rng.choice(["red", "green", "blue"], 200).astype(object), "x1": X["x1"]}
     )
@@ -58,9 +64,11 @@ def batched(shared: SharedServer) -> Iterator[Batched]:
     ).fit(C, (C["x1"] + (C["color"] == "red") > 0.5).astype(np.int64))
     client = shared.ws.client
     client.register_model("linear", linear, sample=X)
+    client.register_model("scaled", scaled, sample=X)
     client.register_model("colors", colors, sample=C)
     eps = client.workspace.endpoints
     eps.deploy("linear", version=1, batching=BATCHING)
+    eps.deploy("scaled", version=1, batching=BATCHING)
     eps.deploy("colors", version=1, batching=BATCHING)
     eps.deploy(
         "iris",
@@ -80,9 +88,9 @@ def batched(shared: SharedServer) -> Iterator[Batched]:
             "timeout_ms": 1,
         },
     )
-    for name in ("linear", "colors", "iris-tinyqueue", "iris-deadline"):
+    for name in ("linear", "scaled", "colors", "iris-tinyqueue", "iris-deadline"):
         wait_until_served(shared.url, name)
-    yield Batched(shared.url, linear, colors, shared.iris)
+    yield Batched(shared.url, linear, scaled, colors, shared.iris)
 
 
 async def _post_all(
@@ -273,34 +281,36 @@ def _binary(rows: np.ndarray) -> tuple[bytes, dict[str, str]]:
 
 
 async def _post_binary(
-    url: str, bodies: list[tuple[bytes, dict[str, str]]]
+    url: str, endpoint: str, bodies: list[tuple[bytes, dict[str, str]]]
 ) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    path = f"/v2/models/{endpoint}/infer"
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as c:
-        return list(
-            await asyncio.gather(
-                *(c.post("/v2/models/linear/infer", content=b, headers=h) for b, h in bodies)
-            )
-        )
+        return list(await asyncio.gather(*(c.post(path, content=b, headers=h) for b, h in bodies)))
 
 
-def test_non_finite_values_fail_their_own_caller_only(batched: Batched) -> None:
-    """NaN or infinity in a request is refused before batching: its caller gets a 400
-    naming the column and row; the callers that would have shared its batch get their own
-    predictions."""
+@pytest.mark.parametrize("endpoint", ["linear", "scaled"])
+def test_non_finite_values_fail_their_own_caller_only(batched: Batched, endpoint: str) -> None:
+    """NaN or infinity in a request fails its caller alone, with a 400 naming the column and
+    its own row; the callers that would have shared its batch get their own predictions.
+    ``linear`` is checked by its tags before batching; ``scaled``, a pipeline, is refused by
+    scikit-learn inside a shared model call, which the batcher then splits by caller."""
     rng = np.random.default_rng(21)
+    model = getattr(batched, endpoint)
     frames: list[np.ndarray] = []
     for i in range(200):
         rows = rng.normal(size=(int(rng.integers(1, 4)), 3))
         if i % 10 == 4:
             rows[-1, 1] = np.nan if i % 20 == 4 else np.inf
         frames.append(rows)
-    answers = asyncio.run(_post_binary(batched.url, [_binary(f) for f in frames]))
+    answers = asyncio.run(_post_binary(batched.url, endpoint, [_binary(f) for f in frames]))
     for i, (rows, r) in enumerate(zip(frames, answers, strict=True)):
         if i % 10 == 4:
             assert r.status_code == 400, r.text
-            assert r.json()["error"].startswith(f"x2[{len(rows) - 1}]: expected a finite"), r.text
+            error = r.json()["error"]
+            assert error.startswith(f"x2[{len(rows) - 1}]: expected a"), error
+            assert error.endswith("got nan" if i % 20 == 4 else "got inf"), error
         else:
             assert r.status_code == 200, r.text
             got = np.asarray(r.json()["outputs"][0]["data"])
-            np.testing.assert_allclose(got, batched.linear.predict(rows))
+            np.testing.assert_allclose(got, model.predict(rows))

@@ -9,6 +9,7 @@ skip its own check.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,52 @@ def nonfinite_error(batch: Batch, *, allow_nan: bool) -> InvalidInputError | Non
             found = _first_bad(values, allow_nan)
             if found is not None:
                 return _error(name, found[0], values[found], allow_nan)
+    return None
+
+
+#: scikit-learn's refusal of a non-finite input (``Input X contains NaN.``, ``Input contains
+#: infinity or a value too large for dtype('float64').``)
+_REFUSAL = re.compile(r"\bInput (?:\w+ )?contains (NaN|infinity)")
+
+
+def refusal_error(batch: Batch, exc: BaseException | None) -> InvalidInputError | None:
+    """The request's error behind a model's refusal of NaN or infinity (scikit-learn's
+    ``ValueError`` from a step of a pipeline, whose tags do not say what it takes): the
+    first such value of the batch, by column and row. None when ``exc`` is no such refusal
+    or the batch holds no such value (the model made it itself: a failed prediction)."""
+    m = _REFUSAL.search(str(exc)) if isinstance(exc, ValueError) else None
+    if m is None:
+        return None
+    want_nan = m[1] == "NaN"
+    expected = (
+        "a number (this model does not take NaN)"
+        if want_nan
+        else "a finite number (this model does not take infinity)"
+    )
+    found = _locate(batch, np.isnan if want_nan else np.isinf)
+    if found is None:
+        return None
+    name, row, value = found
+    return InvalidInputError.for_field(f"{name}[{row}]", expected, value)
+
+
+def _locate(batch: Batch, bad: Any) -> tuple[str, int, float] | None:
+    """Column, row and value of the first value of the batch's float columns for which
+    ``bad`` (a NumPy predicate) holds."""
+    m = batch.built_matrix
+    if m is not None and m.dtype.kind == "f":
+        hits = np.argwhere(bad(m))
+        if len(hits):
+            row, col = (int(i) for i in hits[0])
+            return batch.names[col], row, m[row, col].item()
+        return None
+    for name, column in batch.columns.items():
+        if column.dtype.kind == "f":
+            values = column.reshape(len(column), -1)
+            hits = np.argwhere(bad(values))
+            if len(hits):
+                row = int(hits[0][0])
+                return name, row, values[tuple(hits[0])].item()
     return None
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from lockgate.batch import Batch
-from lockgate.errors import ModelLoadError, UntrustedArtifactError
+from lockgate.errors import ModelLoadError, PredictionError, UntrustedArtifactError
 from lockgate.runtimes._util import (
     artifact_file,
     folder_has,
@@ -36,7 +36,7 @@ from lockgate.runtimes._util import (
     predicting,
 )
 from lockgate.runtimes.base import Runtime
-from lockgate.runtimes.finite import nonfinite_error, numeric
+from lockgate.runtimes.finite import nonfinite_error, numeric, refusal_error
 from lockgate.runtimes.trust import disallowed_skops_types, untrusted_error
 
 SKOPS_SUFFIXES = (".skops",)
@@ -287,8 +287,14 @@ class SklearnRuntime(Runtime):
         X = batch.frame() if self.wants_frame_ else batch.matrix()
         checked = self._check(batch)  # after matrix(): one check over the whole matrix
         if not checked:
-            with predicting(self.flavor):
-                return np.asarray(model.predict(X))
+            try:
+                with predicting(self.flavor):
+                    return np.asarray(model.predict(X))
+            except PredictionError as exc:  # a pipeline's step refusing NaN: a bad request
+                err = refusal_error(batch, exc.__cause__)
+                if err is None:
+                    raise
+                raise err from exc.__cause__
         config = _sklearn_config()
         assumed = config["assume_finite"]
         config["assume_finite"] = True

@@ -3,7 +3,10 @@
 Requests join a bounded queue (``max_queue`` rows; beyond it the caller gets
 :class:`OverloadedError`, answered as 503 with Retry-After). One worker task takes whatever is
 queued, predicts once and hands every caller exactly its own rows back, in order. When the
-model call fails, the error reaches every caller of that batch and no other.
+model call fails, the error reaches every caller of that batch and no other; when it fails on
+a caller's input (:class:`InvalidInputError`, e.g. a pipeline refusing a NaN), each caller of
+the batch is predicted alone, so that only the caller whose rows are at fault gets the
+error, with its own row numbers.
 
 The adaptive wait: before a model call the worker first lets the requests already decoded on
 the event loop join (one loop turn), then waits, at most ``max_wait_ms``, only until as many
@@ -26,13 +29,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lockgate.batch import Batch
-from lockgate.errors import OverloadedError
+from lockgate.errors import InvalidInputError, OverloadedError
 from lockgate.serving.config import BatchingConfig
 
 
 def _expire(fut: asyncio.Future[np.ndarray]) -> None:
     if not fut.done():
         fut.set_exception(TimeoutError())
+
+
+def _fail(taken: list[_Pending], exc: Exception) -> None:
+    """Fail every caller of a batch that is still waiting."""
+    for p in taken:
+        if not p.future.done():
+            p.future.set_exception(exc)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -155,10 +165,15 @@ class AdaptiveBatcher:
                 raise RuntimeError(
                     f"model returned {out.shape[0]} rows for {combined.n_rows} inputs"
                 )
+        except InvalidInputError as exc:
+            if len(taken) == 1:
+                _fail(taken, exc)
+            else:
+                for p in taken:  # whose rows: each caller alone
+                    self._dispatch([p])
+            return
         except Exception as exc:
-            for p in taken:
-                if not p.future.done():
-                    p.future.set_exception(exc)
+            _fail(taken, exc)
             return
         if self.on_batch:
             self.on_batch(combined.n_rows)
