@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
 from lockgate import __version__
@@ -23,6 +22,7 @@ from lockgate.web.api_audit import create_audit_router
 from lockgate.web.api_automation import create_automation_router
 from lockgate.web.api_monitoring import create_monitoring_router
 from lockgate.web.api_rollouts import create_rollouts_router
+from lockgate.web.responses import JSONResponse
 from lockgate.workspace import Workspace
 
 
@@ -55,21 +55,21 @@ def create_api(ws: Workspace, plane: DataPlane | None = None) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
-        default_response_class=ORJSONResponse,
+        default_response_class=JSONResponse,
     )
 
     @api.exception_handler(LockgateError)
-    async def _domain_error(_: Request, exc: LockgateError) -> ORJSONResponse:
-        return ORJSONResponse(exc.to_dict(), status_code=status_of(exc))
+    async def _domain_error(_: Request, exc: LockgateError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=status_of(exc))
 
     @api.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {}
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{field}: {first.get('msg', 'invalid')}" if field else "invalid request"
         got = first.get("input")
-        return ORJSONResponse(
+        return JSONResponse(
             {
                 "error": message,
                 "code": "invalid_input",

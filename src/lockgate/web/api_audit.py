@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse, ORJSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from lockgate.audit.cards import to_html, to_markdown
 from lockgate.audit.service import AuditService
 from lockgate.serving.dataplane import DataPlane
+from lockgate.web.responses import JSONResponse
 from lockgate.workspace import Workspace
 
 
@@ -51,7 +52,7 @@ def create_audit_router(ws: Workspace, plane: DataPlane | None = None) -> APIRou
             return HTMLResponse(to_html(doc))
         if format == "markdown":
             return PlainTextResponse(to_markdown(doc), media_type="text/markdown")
-        return ORJSONResponse(doc)
+        return JSONResponse(doc)
 
     @router.get("/events/checkpoints")
     def checkpoints() -> dict[str, Any]:
