@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lockgate.batch import Batch
-from lockgate.errors import InvalidInputError, OverloadedError
+from lockgate.errors import InvalidInputError, OverloadedError, PredictionError
 from lockgate.serving.config import BatchingConfig
 
 
@@ -64,8 +64,11 @@ class AdaptiveBatcher:
         *,
         on_batch: Callable[[int], None] | None = None,
         on_queue: Callable[[int], None] | None = None,
+        check: Callable[[Batch], None] | None = None,
     ) -> None:
         self.predict = predict
+        #: refuses one caller's bad values (NaN, say) before its rows join a shared call
+        self.check = check
         self.config = config
         self.on_batch = on_batch
         self.on_queue = on_queue
@@ -88,9 +91,15 @@ class AdaptiveBatcher:
     async def submit(self, batch: Batch, timeout: float | None = None) -> np.ndarray:
         """Queue ``batch`` and return its rows of the model's output. Past ``timeout``
         seconds the caller gets TimeoutError and its rows are dropped from the queue (a
-        timer on the caller's future: no task per request, unlike ``asyncio.wait_for``)."""
+        timer on the caller's future: no task per request, unlike ``asyncio.wait_for``).
+        A batch of ``max_batch_size`` rows or more would be a model call of its own anyway:
+        it is predicted at once, without the queue, the worker's hop and the wait."""
         if self._closed:
             raise OverloadedError("the model version is shutting down", retry_after=1.0)
+        if batch.n_rows >= self.config.max_batch_size:
+            return self._call(batch)
+        if self.check is not None:
+            self.check(batch)
         if self._queued_rows + batch.n_rows > self.config.max_queue and self._queue:
             raise OverloadedError(
                 f"batch queue full ({self._queued_rows} rows waiting, max_queue "
@@ -157,14 +166,18 @@ class AdaptiveBatcher:
             last_rows = sum(p.batch.n_rows for p in taken)
             self._dispatch(taken)
 
+    def _call(self, batch: Batch) -> np.ndarray:
+        """One model call, its row count checked and counted."""
+        out = np.asarray(self.predict(batch))
+        if out.shape[0] != batch.n_rows:
+            raise PredictionError(f"model returned {out.shape[0]} rows for {batch.n_rows} inputs")
+        if self.on_batch:
+            self.on_batch(batch.n_rows)
+        return out
+
     def _dispatch(self, taken: list[_Pending]) -> None:
         try:
-            combined = Batch.concat([p.batch for p in taken])
-            out = np.asarray(self.predict(combined))
-            if out.shape[0] != combined.n_rows:
-                raise RuntimeError(
-                    f"model returned {out.shape[0]} rows for {combined.n_rows} inputs"
-                )
+            out = self._call(Batch.concat([p.batch for p in taken]))
         except InvalidInputError as exc:
             if len(taken) == 1:
                 _fail(taken, exc)
@@ -175,8 +188,6 @@ class AdaptiveBatcher:
         except Exception as exc:
             _fail(taken, exc)
             return
-        if self.on_batch:
-            self.on_batch(combined.n_rows)
         start = 0
         for p in taken:
             end = start + p.batch.n_rows

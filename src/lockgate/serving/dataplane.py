@@ -91,7 +91,6 @@ class VersionHandle:
         timeout = self.batching.timeout_ms / 1000
         if self.batcher is None:
             return self._predict_now(batch)
-        self.loaded.runtime.check_batch(batch)  # one caller's bad values fail it alone
         try:
             return await self.batcher.submit(batch, timeout)
         except TimeoutError:
@@ -269,6 +268,7 @@ class DataPlane:
                 info.batching,
                 on_batch=vm.batch_rows.observe,
                 on_queue=vm.queue_rows.set,
+                check=h.loaded.runtime.check_batch,  # one caller's bad values fail it alone
             )
         return h
 
