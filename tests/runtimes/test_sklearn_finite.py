@@ -142,6 +142,20 @@ def test_integer_inputs_need_no_check(tmp_path: Path) -> None:
     assert nonfinite_error(Batch.from_matrix(NAMES, Xi), allow_nan=False) is None
 
 
+def test_the_one_pass_check_is_exact() -> None:
+    """A sum that overflows is no infinity, NaN the model takes is no refusal."""
+    huge = Batch.from_matrix(NAMES, np.full((2, 3), 1e308))
+    assert nonfinite_error(huge, allow_nan=False) is None
+    rows = np.ones((3, 3))
+    rows[1, 2] = np.nan
+    assert nonfinite_error(Batch.from_matrix(NAMES, rows), allow_nan=True) is None
+    rows[2, 0] = -np.inf
+    err = nonfinite_error(Batch.from_matrix(NAMES, rows), allow_nan=True)
+    assert err is not None and str(err).startswith("a[2]: expected a number or NaN")
+    err = nonfinite_error(Batch.from_matrix(NAMES, rows), allow_nan=False)
+    assert err is not None and str(err).startswith("c[1]: expected a finite number")
+
+
 def test_the_configuration_is_restored_when_the_model_raises(tmp_path: Path) -> None:
     X, y = _data()
     rt = _loaded(LogisticRegression().fit(X, y), tmp_path)

@@ -46,10 +46,24 @@ _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
+#: random bytes for request ids, read from the OS 256 ids at a time (one system call
+#: instead of one per request; the bytes are the same ``os.urandom``). A forked child
+#: starts with an empty pool, or parent and child would hand out the same ids.
+_ID_BYTES = 16 * 256
+_id_pool: list[bytes] = []
+os.register_at_fork(after_in_child=_id_pool.clear)
+
+
 def new_request_id() -> str:
-    """A random version-4 UUID as 32 hex digits, like ``uuid.uuid4().hex`` at a third of the
-    cost (no UUID object on the hot path)."""
-    return "%032x" % (int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET)
+    """A random version-4 UUID as 32 hex digits, like ``uuid.uuid4().hex`` at a fraction of
+    the cost (no UUID object, no system call per id on the hot path). Thread-safe."""
+    try:
+        raw = _id_pool.pop()
+    except IndexError:
+        pool = os.urandom(_ID_BYTES)
+        _id_pool.extend(pool[i : i + 16] for i in range(16, _ID_BYTES, 16))
+        raw = pool[:16]
+    return "%032x" % (int.from_bytes(raw) & _UUID4_CLEAR | _UUID4_SET)
 
 
 class DeadlineExceeded(LockgateError):
