@@ -158,6 +158,30 @@ def _iris(n: int = 3) -> pd.DataFrame:
         ({"instances": [[1.0, 2.0, "c"]]}, ["'x3'", "float64", "string"]),
         ({"inputs": {"x1": [1.0], "x2": [2.0], "x3": ["c"]}}, ["'x3'", "float64", "string"]),
         ({"inputs": {"x1": [1.0], "x2": [True], "x3": [3.0]}}, ["'x2'", "float64", "bool"]),
+        # a boolean among numbers (NumPy would make it 1.0), in every format
+        (
+            {
+                "dataframe_split": {
+                    "columns": ["x1", "x2", "x3"],
+                    "data": [[1.0, 2.0, 3.0], [1.0, True, 3.0]],
+                }
+            },
+            ["'x2'", "float64", "True at row 1"],
+        ),
+        (
+            {"dataframe_split": {"data": [[1.0, 2.0, 3.0], [1.0, 2.0, False]]}},
+            ["'x3'", "float64", "False at row 1"],
+        ),
+        (
+            {"dataframe_records": [{"x1": True, "x2": 2.0, "x3": 3.0}]},
+            ["'x1'", "float64", "got bool"],
+        ),
+        ({"instances": [[1.0, 2.0, 3.0], [1.0, 2.0, True]]}, ["'x3'", "True at row 1"]),
+        (
+            {"inputs": {"x1": [1.0, False], "x2": [2.0, 2.0], "x3": [3.0, 3.0]}},
+            ["'x1'", "False at row 1"],
+        ),
+        ({"inputs": [[1.0, True, 3.0], [1.0, 2.0, 3.0]]}, ["'x2'", "True at row 0"]),
         # ragged rows and columns
         (
             {"dataframe_split": {"columns": ["x1", "x2", "x3"], "data": [[1.0, 2.0, 3.0], [1.0]]}},

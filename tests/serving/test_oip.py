@@ -273,6 +273,11 @@ def _with(shared: SharedServer, column: str, datatype: str, data: list[Any]) -> 
         ("f32", "BOOL", [True, False]),
         ("f64", "BYTES", ["1.0", "2.0"]),
         ("f64", "FP64", ["a", "b"]),
+        # a boolean among numbers (NumPy would make it 1 or 0)
+        ("f64", "FP64", [0.5, True]),
+        ("f32", "FP32", [[False], [2.5]]),
+        ("i64", "INT64", [1, True]),
+        ("u8", "UINT8", [False, 1]),
         ("s", "FP64", [1.0, 2.0]),
         ("s", "BYTES", ["red", 1]),
         ("s", "INT64", [1, 2]),

@@ -345,7 +345,18 @@ def conform_column(spec: ColumnSpec, values: pd.Series | np.ndarray) -> np.ndarr
                 return pd.to_datetime(arr).to_numpy()
             except (ValueError, TypeError):
                 pass
+    if arr.dtype.kind == "O" and (expected in _FLOATS or expected in _INT_RANGES):
+        got += _first_non_number(arr)
     raise _mismatch(spec, got)
+
+
+def _first_non_number(arr: np.ndarray) -> str:
+    """Where an object column meant to hold numbers holds something else (a boolean, a
+    string, null): `` (True at row 3)``, or nothing when every value is a number."""
+    for i, v in enumerate(arr):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            return f" ({v!r} at row {i})"
+    return ""
 
 
 def _conform_tensor(spec: ColumnSpec, arr: np.ndarray) -> np.ndarray:

@@ -105,7 +105,8 @@ def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInputError.for_field("inputs", "a non-empty list of tensors", inputs)
     offset = [0]
-    tensors = [_decode_tensor(t, i, binary, offset) for i, t in enumerate(inputs)]
+    bools = _may_hold_booleans(body)
+    tensors = [_decode_tensor(t, i, binary, offset, bools) for i, t in enumerate(inputs)]
     if binary is not None and offset[0] != len(binary):
         raise InvalidInputError.for_field(
             "body",
@@ -121,8 +122,32 @@ def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
     return OipRequest(rid, params, tensors, wanted)
 
 
+def _may_hold_booleans(body: bytes) -> bool:
+    """Whether a JSON text may hold ``true`` or ``false``. NumPy reads them as 1 and 0 next
+    to numbers, so a tensor's values are looked at one by one for booleans, but only in a
+    body where this says yes. A search for the four bytes costs about 12 us in a 20 KB body;
+    every ``true`` has an ``r`` and every ``false`` an ``l``, which ``bytes.find`` (memchr)
+    finds in 0.3 us, and numbers hold neither, so only each ``r`` and ``l`` is looked at."""
+    for char, word, before in ((b"r", b"true", 1), (b"l", b"false", 2)):
+        i = body.find(char)
+        while i != -1:
+            if i >= before and body[i - before : i - before + len(word)] == word:
+                return True
+            i = body.find(char, i + 1)
+    return False
+
+
+def _has_boolean(values: list[Any]) -> bool:
+    """Whether a (nested) list holds a JSON ``true`` or ``false``."""
+    return any(v is True or v is False for v in _flatten(values))
+
+
 def _decode_tensor(
-    t: Any, i: int, binary: memoryview | None = None, offset: list[int] | None = None
+    t: Any,
+    i: int,
+    binary: memoryview | None = None,
+    offset: list[int] | None = None,
+    bools: bool = True,
 ) -> OipTensor:
     where = f"inputs[{i}]"
     if not isinstance(t, dict):
@@ -151,7 +176,7 @@ def _decode_tensor(
     if not isinstance(data, list):
         data = [data]
     expected = math.prod(shape)
-    arr = _to_array(data, datatype, where)
+    arr = _to_array(data, datatype, where, bools)
     if arr.size != expected:
         raise InvalidInputError(
             f"{where}: data has {arr.size} elements but shape {shape} needs {expected}",
@@ -238,7 +263,10 @@ def _binary_tensor(
     return arr
 
 
-def _to_array(data: list[Any], datatype: str, where: str) -> np.ndarray:
+def _to_array(data: list[Any], datatype: str, where: str, bools: bool = True) -> np.ndarray:
+    """The values of a JSON ``data`` list as an array of the datatype, refusing anything
+    else (strings or booleans for numbers, numbers for BOOL, values out of range). ``bools``
+    False says the body holds no JSON boolean, which spares looking for them."""
     dtype = OIP_TO_NUMPY[datatype]
     if dtype == "string":
         flat = _flatten(data)
@@ -263,6 +291,9 @@ def _to_array(data: list[Any], datatype: str, where: str) -> np.ndarray:
         return raw.reshape(-1)
     if kind == "b" or kind not in "iuf":
         raise InvalidInputError.for_field(f"{where}.data", f"numbers for {datatype}", _sample(raw))
+    if bools and _has_boolean(data):  # NumPy made 1/0 of true/false next to numbers
+        bad = next(v for v in _flatten(data) if v is True or v is False)
+        raise InvalidInputError.for_field(f"{where}.data", f"numbers for {datatype}", bad)
     if dtype.startswith(("int", "uint")):
         if kind == "f":
             raise InvalidInputError.for_field(
@@ -447,15 +478,16 @@ def decode_mlflow(body: bytes) -> Callable[[Signature], Batch]:
         )
     key = keys[0]
     payload = doc[key]
+    bools = _may_hold_booleans(body)
     if key == "dataframe_split":
-        return lambda sig: _from_split(payload, sig)
+        return lambda sig: _from_split(payload, sig, bools)
     if key == "dataframe_records":
-        return lambda sig: _from_records(payload, sig, key)
+        return lambda sig: _from_records(payload, sig, key, bools)
     # instances / inputs: records, a columnar object, or rows in signature order
-    return lambda sig: _from_tensor_like(payload, sig, key)
+    return lambda sig: _from_tensor_like(payload, sig, key, bools)
 
 
-def _from_split(payload: Any, sig: Signature) -> Batch:
+def _from_split(payload: Any, sig: Signature, bools: bool) -> Batch:
     if not isinstance(payload, dict):
         raise InvalidInputError.for_field(
             "dataframe_split", "an object with columns and data", type(payload).__name__
@@ -465,7 +497,7 @@ def _from_split(payload: Any, sig: Signature) -> Batch:
     if not isinstance(data, list):
         raise InvalidInputError.for_field("dataframe_split.data", "a list of rows", data)
     if columns is None:
-        return _rows(data, sig, "dataframe_split.data")
+        return _rows(data, sig, "dataframe_split.data", bools)
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InvalidInputError.for_field("dataframe_split.columns", "a list of names", columns)
     for i, row in enumerate(data):
@@ -473,18 +505,18 @@ def _from_split(payload: Any, sig: Signature) -> Batch:
             raise InvalidInputError.for_field(
                 f"dataframe_split.data[{i}]", f"a row of {len(columns)} values", row
             )
-    if columns == sig.input_names and data:
+    if columns == sig.input_names and data and not bools:
         try:
             matrix = np.asarray(data)
         except ValueError:
             matrix = None
         if matrix is not None and matrix.dtype.kind in "iufb" and matrix.ndim == 2:
             return sig.validate_matrix(matrix)
-    cols = {c: _column([row[j] for row in data]) for j, c in enumerate(columns)}
+    cols = {c: _column([row[j] for row in data], bools) for j, c in enumerate(columns)}
     return sig.validate_columns(cols, len(data))
 
 
-def _from_records(payload: Any, sig: Signature, key: str) -> Batch:
+def _from_records(payload: Any, sig: Signature, key: str, bools: bool) -> Batch:
     if not isinstance(payload, list):
         raise InvalidInputError.for_field(key, "a list of records", type(payload).__name__)
     names = sig.input_names
@@ -501,15 +533,15 @@ def _from_records(payload: Any, sig: Signature, key: str) -> Batch:
                     got=sorted(rec),
                 )
             cols[n].append(rec[n])
-    return sig.validate_columns({n: _column(v) for n, v in cols.items()}, len(payload))
+    return sig.validate_columns({n: _column(v, bools) for n, v in cols.items()}, len(payload))
 
 
-def _from_tensor_like(payload: Any, sig: Signature, key: str) -> Batch:
+def _from_tensor_like(payload: Any, sig: Signature, key: str, bools: bool) -> Batch:
     if isinstance(payload, dict):
         cols: dict[str, np.ndarray] = {}
         n_rows = None
         for name, values in payload.items():
-            arr = _column(values if isinstance(values, list) else [values])
+            arr = _column(values if isinstance(values, list) else [values], bools)
             if n_rows is None:
                 n_rows = arr.shape[0]
             elif arr.shape[0] != n_rows:
@@ -523,15 +555,15 @@ def _from_tensor_like(payload: Any, sig: Signature, key: str) -> Batch:
             cols[str(name)] = arr
         return sig.validate_columns(cols, n_rows or 0)
     if isinstance(payload, list) and payload and isinstance(payload[0], dict):
-        return _from_records(payload, sig, key)
+        return _from_records(payload, sig, key, bools)
     if isinstance(payload, list):
-        return _rows(payload, sig, key)
+        return _rows(payload, sig, key, bools)
     raise InvalidInputError.for_field(key, "records, columns or rows", type(payload).__name__)
 
 
-def _rows(data: list[Any], sig: Signature, where: str) -> Batch:
+def _rows(data: list[Any], sig: Signature, where: str, bools: bool) -> Batch:
     if len(sig.inputs) == 1 and data and not isinstance(data[0], list):
-        return sig.validate_columns({sig.inputs[0].name: _column(data)}, len(data))
+        return sig.validate_columns({sig.inputs[0].name: _column(data, bools)}, len(data))
     try:
         matrix = np.asarray(data)
     except ValueError:
@@ -540,23 +572,29 @@ def _rows(data: list[Any], sig: Signature, where: str) -> Batch:
         raise InvalidInputError.for_field(
             where, f"rows of {len(sig.inputs)} values", f"an array of shape {list(matrix.shape)}"
         )
-    if matrix.dtype.kind in "iufb":
+    if matrix.dtype.kind in "iufb" and not bools:
         return sig.validate_matrix(matrix)
     if matrix.shape[1] != len(sig.inputs):
         return sig.validate_matrix(matrix)  # raises the shape error
-    # mixed rows: NumPy turned every value into a string; take the columns as sent
+    # mixed rows (NumPy turned every value into a string, or booleans next to numbers
+    # became numbers): take the columns as sent
     objects = np.asarray(data, dtype=object)
-    cols = {c.name: _column(objects[:, j].tolist()) for j, c in enumerate(sig.inputs)}
+    cols = {c.name: _column(objects[:, j].tolist(), bools) for j, c in enumerate(sig.inputs)}
     return sig.validate_columns(cols, matrix.shape[0])
 
 
-def _column(values: list[Any]) -> np.ndarray:
+def _column(values: list[Any], bools: bool = True) -> np.ndarray:
+    """One column's values as sent: NumPy's array when it holds them without changing
+    them, else an object array for validation to accept or refuse. ``bools`` False says
+    the body holds no JSON boolean (see :func:`_may_hold_booleans`)."""
     if values and isinstance(values[0], str):  # a string column: skip NumPy's inference
         return np.asarray(values, dtype=object)
     try:
         arr = np.asarray(values)
     except ValueError:
         return np.asarray(values, dtype=object)
+    if bools and arr.dtype.kind in "iuf" and _has_boolean(values):
+        return np.asarray(values, dtype=object)  # true/false next to numbers
     if arr.dtype.kind == "f":
         return _exact_uint64(values, arr)
     if arr.dtype.kind in "iub":
