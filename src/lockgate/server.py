@@ -109,11 +109,15 @@ def _freeze_heap() -> None:
     flush, so objects outlive the young generations and trigger full collections; without
     this each one walks the hundreds of thousands of objects that imports created (measured
     with ``benchmarks/serving/hotpath.py --gc-stats``: 585 ms of collections for 160,000
-    requests, 134 ms frozen)."""
+    requests, 134 ms frozen). Then the collector runs again if the ``lockgate`` command
+    paused it for the start-up (:mod:`lockgate.gcpause`)."""
     import gc
+
+    from lockgate import gcpause
 
     gc.collect()
     gc.freeze()
+    gcpause.resume()  # paused by the `lockgate` command during start-up
 
 
 def build(settings: Settings | None = None, *, workspace: Workspace | None = None) -> Server:

@@ -17,7 +17,7 @@ import typer
 from typer import _click  # the Click that Typer bundles: the classes its commands are made of
 from typer.core import TyperGroup
 
-from lockgate import __version__
+from lockgate import __version__, gcpause
 from lockgate.cli.context import state
 from lockgate.cli.output import console, handle_errors, print_json
 
@@ -155,6 +155,8 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
 ) -> None:
+    if ctx.invoked_subcommand != "server":
+        gcpause.resume()
     st = state(ctx)
     st.home = home
     st.database_url = database_url
@@ -221,4 +223,5 @@ def quickstart(
 
 
 def main() -> None:
+    gcpause.pause()  # start-up: `root` resumes it, or for `server`, the server once it is up
     app()
