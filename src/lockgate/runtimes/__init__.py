@@ -11,10 +11,12 @@ import os
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockgate.errors import InvalidInputError, RuntimeUnavailableError
-from lockgate.runtimes.base import Runtime
+
+if TYPE_CHECKING:
+    from lockgate.runtimes.base import Runtime
 
 __all__ = ["BUILTIN_RUNTIMES", "Runtime", "detect_flavor", "flavor_for_object", "get_runtime"]
 
@@ -81,6 +83,8 @@ def get_runtime(flavor: str) -> type[Runtime]:
             f"install it with: pip install 'lockgate[{extra}]'"
         ) from None
     cls = getattr(module, attr)
+    from lockgate.runtimes.base import Runtime
+
     if not (isinstance(cls, type) and issubclass(cls, Runtime)):
         raise RuntimeUnavailableError(f"{spec} is not a lockgate Runtime subclass")
     return cls
@@ -114,3 +118,13 @@ def flavor_for_object(obj: Any) -> str:
     raise InvalidInputError.for_field(
         "model", "a model object of a supported framework", type(obj).__qualname__
     )
+
+
+def __getattr__(name: str) -> Any:
+    # `Runtime` (and with it pandas and NumPy) is imported on first use, so that
+    # `lockgate.runtimes.threads` can limit the libraries' threads before they load
+    if name == "Runtime":
+        from lockgate.runtimes.base import Runtime
+
+        return Runtime
+    raise AttributeError(f"module 'lockgate.runtimes' has no attribute {name!r}")
