@@ -286,6 +286,7 @@ def run(
         access_log=False,
         log_level="warning",
         http="httptools",
+        ws="none",  # no WebSocket routes: spares importing a WebSocket implementation
         loop="uvloop" if _has_uvloop() else "asyncio",
         timeout_graceful_shutdown=30,
         timeout_keep_alive=30,
