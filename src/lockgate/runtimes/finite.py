@@ -32,19 +32,27 @@ def nonfinite_error(batch: Batch, *, allow_nan: bool) -> InvalidInputError | Non
     (NaN unless ``allow_nan``, infinity always), naming its column and row; None when every
     value is taken. The decoded matrix is checked in one go when there is one."""
     m = batch.built_matrix
-    if m is not None and m.dtype.kind in "fiub":
-        found = _first_bad(m, allow_nan)
-        if found is not None:
-            row, col = found
-            return _error(batch.names[col], row, m[row, col], allow_nan)
+    arrays = [m] if m is not None and m.dtype.kind in "fiub" else batch.columns.values()
+    if all(a.dtype.kind != "f" or _taken(a, allow_nan) for a in arrays):
+        return None  # the common case: one NumPy pass, no search
+    found = _locate(batch, np.isinf if allow_nan else _not_finite)
+    if found is None:
         return None
-    for name, column in batch.columns.items():
-        if column.dtype.kind == "f":
-            values = column.reshape(len(column), -1)
-            found = _first_bad(values, allow_nan)
-            if found is not None:
-                return _error(name, found[0], values[found], allow_nan)
-    return None
+    name, row, value = found
+    expected = (
+        "a number or NaN (this model takes NaN as missing, not infinity)"
+        if allow_nan
+        else "a finite number (this model accepts neither NaN nor infinity)"
+    )
+    return InvalidInputError.for_field(f"{name}[{row}]", expected, value)
+
+
+def _taken(values: np.ndarray, allow_nan: bool) -> bool:
+    return not np.isinf(values).any() if allow_nan else bool(np.isfinite(values).all())
+
+
+def _not_finite(values: np.ndarray) -> np.ndarray:
+    return ~np.isfinite(values)
 
 
 #: scikit-learn's refusal of a non-finite input (``Input X contains NaN.``, ``Input contains
@@ -91,28 +99,3 @@ def _locate(batch: Batch, bad: Any) -> tuple[str, int, float] | None:
                 row = int(hits[0][0])
                 return name, row, values[tuple(hits[0])].item()
     return None
-
-
-def _first_bad(matrix: np.ndarray, allow_nan: bool) -> tuple[int, int] | None:
-    """Row and column of the first value of a 2-D array the model does not take."""
-    if matrix.dtype.kind != "f":
-        return None
-    if allow_nan:
-        if not np.isinf(matrix).any():
-            return None
-        bad = np.isinf(matrix)
-    else:
-        if np.isfinite(matrix).all():
-            return None
-        bad = ~np.isfinite(matrix)
-    row, col = (int(i) for i in np.argwhere(bad)[0])
-    return row, col
-
-
-def _error(name: str, row: int, value: Any, allow_nan: bool) -> InvalidInputError:
-    expected = (
-        "a number or NaN (this model takes NaN as missing, not infinity)"
-        if allow_nan
-        else "a finite number (this model accepts neither NaN nor infinity)"
-    )
-    return InvalidInputError.for_field(f"{name}[{row}]", expected, value.item())
