@@ -137,9 +137,9 @@ def _may_hold_booleans(body: bytes) -> bool:
     return False
 
 
-def _has_boolean(values: list[Any]) -> bool:
-    """Whether a (nested) list holds a JSON ``true`` or ``false``."""
-    return any(v is True or v is False for v in _flatten(values))
+def _first_boolean(values: list[Any]) -> bool | None:
+    """The first JSON ``true`` or ``false`` of a (nested) list, None when it holds none."""
+    return next((v for v in _flatten(values) if v is True or v is False), None)
 
 
 def _decode_tensor(
@@ -291,8 +291,8 @@ def _to_array(data: list[Any], datatype: str, where: str, bools: bool = True) ->
         return raw.reshape(-1)
     if kind == "b" or kind not in "iuf":
         raise InvalidInputError.for_field(f"{where}.data", f"numbers for {datatype}", _sample(raw))
-    if bools and _has_boolean(data):  # NumPy made 1/0 of true/false next to numbers
-        bad = next(v for v in _flatten(data) if v is True or v is False)
+    bad = _first_boolean(data) if bools else None  # NumPy made 1/0 of true/false
+    if bad is not None:
         raise InvalidInputError.for_field(f"{where}.data", f"numbers for {datatype}", bad)
     if dtype.startswith(("int", "uint")):
         if kind == "f":
@@ -593,7 +593,7 @@ def _column(values: list[Any], bools: bool = True) -> np.ndarray:
         arr = np.asarray(values)
     except ValueError:
         return np.asarray(values, dtype=object)
-    if bools and arr.dtype.kind in "iuf" and _has_boolean(values):
+    if bools and arr.dtype.kind in "iuf" and _first_boolean(values) is not None:
         return np.asarray(values, dtype=object)  # true/false next to numbers
     if arr.dtype.kind == "f":
         return _exact_uint64(values, arr)
