@@ -40,12 +40,18 @@ def test_a_collector_turned_off_by_someone_else_stays_off() -> None:
 
 
 def test_a_command_runs_with_the_collector_on(tmp_path: Path) -> None:
-    """A fresh interpreter runs ``lockgate init`` through the real entry point and reports,
-    from inside the command, whether the collector runs."""
+    """A fresh interpreter runs ``lockgate init`` through the real entry point and reports
+    whether the collector was paused when the command was dispatched, and whether it runs
+    inside the command."""
     probe = (
         "import gc, sys\n"
         "import lockgate.cli.main as m\n"
-        "from lockgate.cli import main as _\n"
+        "from lockgate import gcpause\n"
+        "resume = gcpause.resume\n"
+        "def seen_resume():\n"
+        "    print('gc-paused' if not gc.isenabled() else 'gc-never-paused', file=sys.stderr)\n"
+        "    resume()\n"
+        "gcpause.resume = seen_resume\n"
         "import lockgate.store.migrate as mig\n"
         "real = mig.current_revision\n"
         "def spy(*a, **k):\n"
@@ -62,7 +68,7 @@ def test_a_command_runs_with_the_collector_on(tmp_path: Path) -> None:
         timeout=120,
     )
     assert r.returncode == 0, r.stderr
-    assert "collector on" in r.stderr, r.stderr
+    assert "gc-paused" in r.stderr.split() and "collector on" in r.stderr, r.stderr
 
 
 def test_the_server_resumes_the_collector_once_up() -> None:
