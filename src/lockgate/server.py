@@ -157,7 +157,7 @@ def build(settings: Settings | None = None, *, workspace: Workspace | None = Non
 
     async def startup() -> None:
         if predlog is not None:
-            predlog.start()
+            predlog.start(asyncio.get_running_loop())  # async: the log writes on this loop
         else:
             log.warning("prediction log off (LOCKGATE_LOG_PREDICTIONS=false): nothing recorded")
         await plane.start()

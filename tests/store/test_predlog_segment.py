@@ -306,8 +306,7 @@ def test_a_matrix_of_another_dtype_does_not_coerce_an_int_column(tmp_path: Path)
         ts=T0 + 5,
         matrix=np.column_stack([a, big.astype(np.float64)]),
     )
-    assert not log.offer(mixed)  # not this channel's layout
-    log.submit_nowait(mixed)
+    assert log.offer(mixed)  # not this channel's layout: it takes the general path
     log.close()
     assert len(files(tmp_path, ".seg")) == 1 and len(files(tmp_path, ".arrow")) == 1
     reader = make(tmp_path)
@@ -807,21 +806,24 @@ def test_offer_takes_only_batches_a_channel_fits(tmp_path: Path) -> None:
     assert log.stats()["queue_rows"] == 0 and log.stats()["rows_submitted"] == 0
     log.submit_nowait(floats("second", 2, ts=T0 + 1))  # creates the channel
     assert log.offer(floats("third", 3, ts=T0 + 2))
-    other = batch("other", {"a": np.array([1.0]), "c": np.array([2.0])}, np.array([1]))
-    assert not log.offer(other)  # another layout: nothing done
+    # another layout: accepted, and written through the general path (an Arrow file)
+    other = batch("other", {"a": np.array([1.0]), "c": np.array([2.0])}, np.array([1]), ts=T0 + 2.5)
+    assert log.offer(other)
     wrong_role = floats("canary", 1, ts=T0 + 3)
     wrong_role.role = "canary"
     assert not log.offer(wrong_role)  # another channel key
     failed = LogBatch("failed", "ep", "m", 1, "primary", T0 + 4, None, None, 0.5, 400, "bad")
     assert not log.offer(failed)
-    assert log.stats()["queue_rows"] == 5 and log.stats()["rows_submitted"] == 5
+    assert log.stats()["queue_rows"] == 6 and log.stats()["rows_submitted"] == 6
+    assert log.stats()["queue_batches"] == 3
     log.close()
     assert not log.offer(floats("late", 1, ts=T0 + 5))  # closed
-    assert log.stats()["rows_submitted"] == 5
-    assert files(tmp_path, ".seg") and not files(tmp_path, ".arrow")
+    assert log.stats()["rows_submitted"] == 6
+    assert len(files(tmp_path, ".seg")) == 1 and len(files(tmp_path, ".arrow")) == 1
     df = make(tmp_path).read("ep")
-    assert df["id"].tolist() == ["second-0", "second-1", "third-0", "third-1", "third-2"]
-    assert df["input.b"].tolist() == [0.0, 10.0, 0.0, 10.0, 20.0]
+    assert df["id"].tolist() == ["second-0", "second-1", "third-0", "third-1", "third-2", "other-0"]
+    assert df["input.b"].tolist()[:5] == [0.0, 10.0, 0.0, 10.0, 20.0]
+    assert df["input.c"].tolist()[5] == 2.0
 
 
 def test_offer_refuses_in_sync_mode(tmp_path: Path) -> None:

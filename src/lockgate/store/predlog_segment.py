@@ -174,12 +174,14 @@ def _strings(values: list[str]) -> tuple[np.ndarray, bytes]:
 class Encoded:
     """A segment ready to write: ``head`` (magic, header, per-request buffers) then the
     per-row buffers, each starting at its offset; ``size`` bytes in all. ``direct``: every
-    piece is block-aligned in memory and in length (an O_DIRECT write can take it)."""
+    piece is block-aligned in memory and in length (an O_DIRECT write can take it).
+    ``ts_min_ns``: the earliest record's time, as the header has it."""
 
     head: memoryview
     rows: list[memoryview]
     size: int
     direct: bool
+    ts_min_ns: int
 
     def iov(self) -> list[memoryview]:
         return [self.head, *self.rows]
@@ -209,6 +211,7 @@ def encode(seg: SegmentData, *, direct: bool = False) -> Encoded:
                 break
             blocks.append(view)
     align = BLOCK if direct else _ALIGN
+    ts_min_ns = int(ts_us.min()) * 1000
     header: dict[str, Any] = {
         "endpoint": seg.endpoint,
         "model": seg.model,
@@ -216,7 +219,7 @@ def encode(seg: SegmentData, *, direct: bool = False) -> Encoded:
         "role": seg.role,
         "requests": len(seg.request_ids),
         "rows": int(seg.rows.sum()),
-        "ts_min_ns": int(ts_us.min()) * 1000,
+        "ts_min_ns": ts_min_ns,
         "ts_max_ns": int(ts_us.max()) * 1000,
     }
     hlen = 0
@@ -248,14 +251,14 @@ def encode(seg: SegmentData, *, direct: bool = False) -> Encoded:
     for (_, buf), spec in zip(per_request, req_specs, strict=True):
         head[spec["offset"] : spec["offset"] + buf.nbytes] = buf.reshape(-1).view(np.uint8)
     if direct:
-        return Encoded(memoryview(head), blocks, pos, True)
+        return Encoded(memoryview(head), blocks, pos, True, ts_min_ns)
     views: list[memoryview] = []
     for (_, arr), spec in zip(per_row, row_specs, strict=True):
         views.append(memoryview(arr.reshape(-1).view(np.uint8)))
         pad = _round_up(spec["offset"] + arr.nbytes, align) - spec["offset"] - arr.nbytes
         if pad:
             views.append(memoryview(bytes(pad)))
-    return Encoded(memoryview(head), views, pos, False)
+    return Encoded(memoryview(head), views, pos, False, ts_min_ns)
 
 
 def _spec(name: str, buf: np.ndarray, offset: int) -> dict[str, Any]:
@@ -288,39 +291,55 @@ class DirectIO:
             self._ok[os.stat(directory).st_dev] = False
 
 
-def write_segment(path: Path, seg: SegmentData, *, direct: DirectIO | None = None) -> None:
-    """Write ``seg`` to ``path`` (a temporary name) and fsync it. Large segments go with
-    O_DIRECT where the file system takes it: the buffers move to the disk without a copy
-    into the page cache, which is most of the CPU a buffered write costs; the rest is one
-    ``writev`` per 512 buffers, without the GIL."""
+def lay_out(seg: SegmentData, directory: Path, direct: DirectIO | None = None) -> Encoded:
+    """:func:`encode` ``seg`` for a file in ``directory``: block-aligned for O_DIRECT when
+    the segment is large enough and the folder's file system takes it, compact otherwise.
+    CPU only (one ``stat``): the part of a write that needs the GIL."""
     use_direct = (
         direct is not None
         and seg.num_rows
         and sum(a.nbytes for a in seg.columns.values()) >= DIRECT_MIN_BYTES
-        and direct.usable(path.parent)
+        and direct.usable(directory)
     )
-    enc = encode(seg, direct=bool(use_direct))
+    return encode(seg, direct=bool(use_direct))
+
+
+def write_segment(
+    path: Path,
+    seg: SegmentData,
+    *,
+    direct: DirectIO | None = None,
+    encoded: Encoded | None = None,
+    fsync: bool = True,
+) -> None:
+    """Write ``seg`` to ``path`` (a temporary name) and fsync it. Large segments go with
+    O_DIRECT where the file system takes it: the buffers move to the disk without a copy
+    into the page cache, which is most of the CPU a buffered write costs; the rest is one
+    ``writev`` per 512 buffers, without the GIL. ``encoded``: ``seg`` as :func:`lay_out`
+    laid it out already. Without ``fsync`` the data may still be in the page cache when
+    this returns (a process that dies keeps it; a machine that does may not)."""
+    enc = encoded if encoded is not None else lay_out(seg, path.parent, direct)
     if enc.direct:
-        assert direct is not None
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_DIRECT, 0o644)
             try:
-                _write_all(fd, enc)
+                _write_all(fd, enc, fsync)
             finally:
                 os.close(fd)
             return
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
-            direct.refuse(path.parent)  # this file system takes no O_DIRECT: buffered below
+            if direct is not None:  # this file system takes no O_DIRECT: buffered below
+                direct.refuse(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        _write_all(fd, enc)
+        _write_all(fd, enc, fsync)
     finally:
         os.close(fd)
 
 
-def _write_all(fd: int, enc: Encoded) -> None:
+def _write_all(fd: int, enc: Encoded, fsync: bool = True) -> None:
     iov = enc.iov()
     written = 0
     while iov:
@@ -335,7 +354,8 @@ def _write_all(fd: int, enc: Encoded) -> None:
         written += want
     if written != enc.size:
         raise AssertionError(f"segment size {written} != {enc.size}")
-    os.fsync(fd)
+    if fsync:
+        os.fsync(fd)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from lockgate.errors import StoreError
 from lockgate.store.predlog_format import (
+    HOUR_NS,
     PART_PREFIX,
     SEG_SUFFIX,
     TMP_SUFFIX,
@@ -41,7 +42,7 @@ from lockgate.store.predlog_format import (
     write_tmp,
 )
 from lockgate.store.predlog_metrics import LogMetrics
-from lockgate.store.predlog_segment import DirectIO, SegmentData, write_segment
+from lockgate.store.predlog_segment import DirectIO, SegmentData, lay_out, write_segment
 
 if TYPE_CHECKING:
     from lockgate.store.predlog_columns import Snapshot
@@ -98,6 +99,8 @@ class CycleResult:
     notify: list[tuple[Waiter, BaseException | None]] = field(default_factory=list)
     retry: list[Item] = field(default_factory=list)
     retry_snapshots: list[Snapshot] = field(default_factory=list)
+    #: files written without an fsync (a cycle that was not ``durable``)
+    unsynced: list[Path] = field(default_factory=list)
 
 
 class Writer:
@@ -108,18 +111,25 @@ class Writer:
         self.sync = sync
         self.compression = compression
         self.metrics = metrics
-        self.dirty_hours: set[tuple[str, int]] = set()
+        #: (endpoint, hour) written to since the compactor last looked (see take_dirty)
+        self._dirty: set[tuple[str, int]] = set()
+        self._dirty_lock = threading.Lock()
         self._known_dirs: set[Path] = set()
         self._direct = DirectIO()
 
-    def process(self, items: list[Item], snapshots: Sequence[Snapshot] = ()) -> CycleResult:
+    def process(
+        self, items: list[Item], snapshots: Sequence[Snapshot] = (), *, durable: bool = True
+    ) -> CycleResult:
+        """Write a cycle's snapshots and queued items; say who to wake and what to retry.
+        Not ``durable``: the snapshots' segments are written through the page cache and not
+        fsynced (their paths are in ``CycleResult.unsynced``); only for snapshots."""
         result = CycleResult()
         if not items and not snapshots:
             return result
         t0 = time.perf_counter()
         failure: BaseException | None = None
         for snap in snapshots:
-            exc = self._write_snapshot(snap, result)
+            exc = self._write_snapshot(snap, result, durable)
             failure = failure or exc
         by_endpoint: dict[str, list[Item]] = {}
         markers: list[Waiter] = []
@@ -156,7 +166,9 @@ class Writer:
             self.metrics.flushed(time.perf_counter() - t0)
         return result
 
-    def _write_snapshot(self, snap: Snapshot, result: CycleResult) -> BaseException | None:
+    def _write_snapshot(
+        self, snap: Snapshot, result: CycleResult, durable: bool
+    ) -> BaseException | None:
         """Write a channel's records as raw segments, one per hour they touch; all renamed
         only once all are written (so a retry cannot duplicate rows)."""
         data, waiters = snap.data, snap.waiters
@@ -164,10 +176,10 @@ class Writer:
         try:
             for hour, part in data.split_by_hour():
                 directory = hour_dir(self.root, data.endpoint, hour)
-                staged.append(self._stage_raw(directory, part))
-                self.dirty_hours.add((data.endpoint, hour))
+                staged.append(self._stage_raw(directory, part, durable))
+                self._mark_dirty(data.endpoint, hour)
             for tmp, final in staged:
-                publish(tmp, final, sync_dir=self.sync)
+                publish(tmp, final, sync_dir=self.sync and durable)
         except Exception as exc:  # disk full, permissions ...: counted, retried or reported
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
@@ -184,25 +196,63 @@ class Writer:
                 result.retry_snapshots.append(snap)
             return exc
         snap.release()
+        if not durable:
+            result.unsynced.extend(final for _, final in staged)
         self.metrics.wrote(data.num_rows, len(staged))
         result.notify.extend((w, None) for w in waiters)
         return None
 
-    def _stage_raw(self, directory: Path, data: SegmentData) -> tuple[Path, Path]:
+    def _stage_raw(
+        self, directory: Path, data: SegmentData, durable: bool = True
+    ) -> tuple[Path, Path]:
         self._ensure_dir(directory)
-        lo = round(float(data.ts.min()) * 1e6) * 1000
-        final = directory / f"{PART_PREFIX}{lo}-{os.getpid()}-{next_seq()}{SEG_SUFFIX}"
+        # a write that is not durable goes through the page cache (an O_DIRECT write waits
+        # for the device, which the event loop must not)
+        direct = self._direct if durable else None
+        enc = lay_out(data, self.root, direct)
+        final = directory / f"{PART_PREFIX}{enc.ts_min_ns}-{os.getpid()}-{next_seq()}{SEG_SUFFIX}"
         tmp = final.with_name(final.name + TMP_SUFFIX)
         try:
-            write_segment(tmp, data, direct=self._direct)
+            write_segment(tmp, data, direct=direct, encoded=enc, fsync=durable)
         except FileNotFoundError:  # the folder was removed under us: make it again
             self._known_dirs.discard(directory)
             self._ensure_dir(directory)
-            write_segment(tmp, data, direct=self._direct)
+            write_segment(tmp, data, direct=direct, encoded=enc, fsync=durable)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         return tmp, final
+
+    def sync_files(self, paths: list[Path]) -> None:
+        """fsync files written without it, then their folders (a file compacted away in the
+        meantime is skipped: its rows are in a durable file already)."""
+        folders: set[Path] = set()
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            folders.add(path.parent)
+        for folder in folders:
+            with contextlib.suppress(FileNotFoundError):
+                fsync_dir(folder)
+
+    def _mark_dirty(self, endpoint: str, hour: int) -> None:
+        with self._dirty_lock:
+            self._dirty.add((endpoint, hour))
+
+    def take_dirty(self, horizon_ns: float) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """Hours written to since the last call: those that ended before ``horizon_ns``
+        (forgotten: they are compacted in full) and those still open (kept)."""
+        with self._dirty_lock:
+            closed = sorted(h for h in self._dirty if (h[1] + 1) * HOUR_NS <= horizon_ns)
+            self._dirty.difference_update(closed)
+            still_open = sorted(self._dirty)
+        return closed, still_open
 
     def _write_endpoint(
         self, endpoint: str, items: list[Item]
@@ -239,7 +289,7 @@ class Writer:
                 for hour, part in split_by_hour(table):
                     directory = hour_dir(self.root, endpoint, hour)
                     staged.append(self._stage(directory, part))
-                    self.dirty_hours.add((endpoint, hour))
+                    self._mark_dirty(endpoint, hour)
         except BaseException:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
