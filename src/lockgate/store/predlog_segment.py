@@ -121,6 +121,11 @@ class SegmentData:
     def num_rows(self) -> int:
         return int(self.rows.sum())
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the per-row buffers (most of the segment)."""
+        return sum(a.nbytes for a in self.columns.values())
+
     def split_by_hour(self) -> list[tuple[int, SegmentData]]:
         """One part per UTC hour its requests fall in (a flush can straddle an hour)."""
         ts_us = np.rint(self.ts * 1e6).astype(np.int64)
@@ -298,7 +303,7 @@ def lay_out(seg: SegmentData, directory: Path, direct: DirectIO | None = None) -
     use_direct = (
         direct is not None
         and seg.num_rows
-        and sum(a.nbytes for a in seg.columns.values()) >= DIRECT_MIN_BYTES
+        and seg.nbytes >= DIRECT_MIN_BYTES
         and direct.usable(directory)
     )
     return encode(seg, direct=bool(use_direct))

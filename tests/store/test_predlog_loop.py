@@ -1,0 +1,233 @@
+"""The prediction log with a serving event loop (``PredictionLog.start(loop)``, what
+``lockgate server`` does in async mode): a timer on the loop writes the columnar channels and
+the writer thread sleeps until it has work; offered batches are copied in bulk. Real files,
+a real event loop and real threads; only a full disk is simulated (the outside world)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lockgate.store import predlog as predlog_mod
+from lockgate.store import predlog_writer
+from lockgate.store.predlog import LogBatch, PredictionLog
+
+T0 = datetime(2026, 1, 1, 10, tzinfo=UTC).timestamp()
+FLUSH = 0.05
+
+
+def make(path: Path, **kw: Any) -> PredictionLog:
+    kw.setdefault("compact_interval", None)
+    kw.setdefault("flush_interval", FLUSH)
+    return PredictionLog(path, **kw)
+
+
+def served(i: int, rows: int = 1, *, ts: float | None = None) -> LogBatch:
+    """A record as the data plane makes it: columns that are views of the decoded matrix."""
+    m = np.arange(rows * 3, dtype=np.float64).reshape(rows, 3) + i * 1000
+    inputs = {f"x{j}": m[:, j] for j in range(3)}
+    out = (m[:, 0] > 0).astype(np.int64)
+    at = T0 + i * 1e-3 if ts is None else ts
+    return LogBatch(f"r{i}", "ep", "m", 1, "primary", at, inputs, out, 0.5, 200, None, rows, m)
+
+
+def ids(root: Path) -> list[str]:
+    return PredictionLog(root).read("ep", columns=["id"])["id"].tolist()
+
+
+async def offer_all(log: PredictionLog, batches: list[LogBatch], per_tick: int = 50) -> None:
+    """Offer like a busy server: a tick of requests, then the loop runs its callbacks."""
+    for i, b in enumerate(batches):
+        if not log.offer(b):
+            await log.submit(b)
+        if i % per_tick == per_tick - 1:
+            await asyncio.sleep(0)
+
+
+def test_the_loop_writes_the_channels_while_the_writer_thread_sleeps(tmp_path: Path) -> None:
+    log = make(tmp_path)
+
+    async def main() -> int:
+        log.start(asyncio.get_running_loop())
+        await log.submit(served(0))  # makes the channel
+        cycles = log._writer_cycles
+        await offer_all(log, [served(i) for i in range(1, 2000)])
+        await asyncio.sleep(FLUSH * 6)  # a few loop cycles
+        assert log._writer_cycles == cycles  # nothing woke the thread
+        return PredictionLog(tmp_path).count("ep")  # visible without a flush()
+
+    visible = asyncio.run(main())
+    assert visible == 2000
+    assert log.stats()["unsynced_files"] >= 1  # written by the loop, fsync still due
+    log.close()
+    assert log.stats()["unsynced_files"] == 0
+    assert ids(tmp_path) == [f"r{i}-0" for i in range(2000)]
+
+
+def test_flush_from_a_thread_makes_the_loop_s_files_durable(tmp_path: Path) -> None:
+    log = make(tmp_path, flush_interval=0.02)
+
+    async def main() -> None:
+        log.start(asyncio.get_running_loop())
+        await log.submit(served(0))
+        for round_ in range(5):  # flushes race with the loop's own cycles
+            start = 1 + round_ * 300
+            await offer_all(log, [served(i) for i in range(start, start + 300)], per_tick=7)
+            await asyncio.to_thread(log.flush, 10)
+            assert PredictionLog(tmp_path).count("ep") == start + 300
+            assert log.stats()["unsynced_files"] == 0
+
+    asyncio.run(main())
+    log.close()
+    got = ids(tmp_path)
+    assert len(got) == len(set(got)) == 1501
+
+
+def test_close_while_the_loop_writes_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    log = make(tmp_path, flush_interval=0.01)
+
+    async def main() -> None:
+        log.start(asyncio.get_running_loop())
+        await log.submit(served(0))
+        await offer_all(log, [served(i) for i in range(1, 3000)], per_tick=3)
+        closing = asyncio.create_task(asyncio.to_thread(log.close))
+        await asyncio.sleep(0)  # the loop keeps running its timer while close() drains
+        await closing
+
+    asyncio.run(main())
+    assert sorted(ids(tmp_path)) == sorted(f"r{i}-0" for i in range(3000))
+
+
+def test_the_writer_thread_takes_over_when_the_loop_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(predlog_mod, "LOOP_WATCH", 0.1)
+    log = make(tmp_path)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def run_loop() -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    t = threading.Thread(target=run_loop, daemon=True)
+    t.start()
+    ready.wait(5)
+    log.start(loop)
+    log.submit_nowait(served(0))
+    deadline = time.monotonic() + 5
+    while PredictionLog(tmp_path).count("ep") < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert PredictionLog(tmp_path).count("ep") == 1  # written by the loop's timer
+    loop.call_soon_threadsafe(loop.stop)
+    t.join(5)
+    for i in range(1, 11):  # a thread's records, no loop to write them any more
+        log.submit_nowait(served(i))
+    deadline = time.monotonic() + 5
+    while PredictionLog(tmp_path).count("ep") < 11 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert PredictionLog(tmp_path).count("ep") == 11  # without flush() or close()
+    assert log._loop is None
+    log.close()
+    loop.close()
+
+
+def test_a_failed_loop_write_is_retried_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = predlog_writer.write_segment
+    failures = [2]
+
+    def full_disk(*args: Any, **kw: Any) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(*args, **kw)
+
+    monkeypatch.setattr(predlog_writer, "write_segment", full_disk)
+    log = make(tmp_path)
+
+    async def main() -> None:
+        log.start(asyncio.get_running_loop())
+        await log.submit(served(0))
+        await offer_all(log, [served(i) for i in range(1, 500)])
+        deadline = time.monotonic() + 10
+        while PredictionLog(tmp_path).count("ep") < 500 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    asyncio.run(main())
+    assert failures == [0]
+    assert log.stats()["write_errors"] == 2
+    assert not list(tmp_path.rglob("*.tmp"))  # the failed writes left nothing behind
+    log.close()
+    assert ids(tmp_path) == [f"r{i}-0" for i in range(500)]
+
+
+def test_bulk_copies_match_one_by_one_copies(tmp_path: Path) -> None:
+    """offer() (bulk copies of the batches that fit, the general path for the others) and
+    submit_nowait() (one copy per batch) store the same records."""
+    rng = np.random.default_rng(3)
+    batches: list[LogBatch] = []
+    for i in range(400):
+        b = served(i, rows=int(rng.integers(1, 5)))
+        kind = i % 9
+        if kind == 1:  # no matrix: the columns are copied one by one
+            b.matrix = None
+        elif kind == 2:  # a float32 matrix and columns: not this channel's dtype
+            m = b.matrix.astype(np.float32)  # type: ignore[union-attr]
+            b.matrix, b.inputs = m, {f"x{j}": m[:, j] for j in range(3)}
+        elif kind == 3:  # an int column under a float matrix: the column stays int
+            b.inputs["x1"] = b.inputs["x1"].astype(np.int64)  # type: ignore[index]
+        elif kind == 4:  # the columns in another order
+            b.inputs = dict(reversed(list(b.inputs.items())))  # type: ignore[union-attr]
+        elif kind == 5:  # another output dtype
+            b.outputs = b.outputs.astype(np.float64)  # type: ignore[union-attr]
+        elif kind == 6:  # n_rows left out
+            b.n_rows = 0
+        batches.append(b)
+    bulk, single = make(tmp_path / "bulk"), make(tmp_path / "single")
+    bulk.submit_nowait(served(10_000))
+    single.submit_nowait(served(10_000))
+    for b in batches:
+        assert bulk.offer(b)
+        single.submit_nowait(b)
+    bulk.close()
+    single.close()
+    a = PredictionLog(tmp_path / "bulk").read("ep").sort_values("id", ignore_index=True)
+    b = PredictionLog(tmp_path / "single").read("ep").sort_values("id", ignore_index=True)
+    assert len(a) == sum(x.n_rows or len(x.outputs) for x in batches) + 1  # type: ignore[arg-type]
+    assert list(a.columns) == list(b.columns)
+    for col in a.columns:
+        assert a[col].tolist() == b[col].tolist(), col
+
+
+def test_a_large_snapshot_goes_to_the_writer_thread(tmp_path: Path) -> None:
+    """The loop leaves a channel of LOOP_MAX_BYTES or more to the writer thread (a buffered
+    write of megabytes would hold the loop); the thread fsyncs it before the rename."""
+    log = make(tmp_path, flush_interval=0.2)
+    rows = 100
+    n = predlog_mod.LOOP_MAX_BYTES // (rows * 4 * 8) + 20  # 3 inputs + 1 output, 8 bytes
+
+    async def main() -> int:
+        log.start(asyncio.get_running_loop())
+        await log.submit(served(0, rows))
+        cycles = log._writer_cycles
+        await offer_all(log, [served(i, rows) for i in range(1, n)], per_tick=n)
+        deadline = time.monotonic() + 10
+        while PredictionLog(tmp_path).count("ep") < n * rows and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return log._writer_cycles - cycles
+
+    assert asyncio.run(main()) >= 1
+    assert PredictionLog(tmp_path).count("ep") == n * rows
+    assert log.stats()["unsynced_files"] == 0
+    log.close()
