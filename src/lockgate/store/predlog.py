@@ -9,13 +9,15 @@ requests and string columns, a queue). Everything counts against one bound.
 Who writes: with the serving event loop given to :meth:`PredictionLog.start` (async
 durability, what ``lockgate server`` does), a timer on that loop takes the channels' buffers
 every ``flush_interval`` seconds and writes each as one raw segment (a header and one
-``writev`` into the page cache: about a millisecond per 10,000 records), and the writer thread
-sleeps until it has work: queued records of the general path (one Arrow table per endpoint),
-``flush()``, fsyncing what the loop wrote, ``close()``. A Python thread that wakes up while the
-loop is busy costs the loop more than the work it does (it waits for the GIL, and every
-release of it by the loop wakes the waiter). Without a loop, or in sync mode, the writer thread
-wakes every ``flush_interval`` (or when the queue passes three quarters of its bound) and writes
-everything; large segments then go with O_DIRECT where the file system allows it. Files are
+``writev`` into the page cache: 1-3 ms per 2,000 records on the benchmark machine), and the
+writer thread sleeps until it has work: queued records of the general path (one Arrow table
+per endpoint), snapshots of 256 KiB or more (written with O_DIRECT, which a buffered write on
+the loop would cost milliseconds), ``flush()``, fsyncing what the loop wrote, ``close()``.
+A Python thread that wakes up while the loop is busy costs the loop more than the work it does
+(it waits for the GIL, and every release of it by the loop wakes the waiter). Without a
+loop, or in sync mode, the writer thread wakes every ``flush_interval`` (or when the queue
+passes three quarters of its bound) and writes everything; large segments then go with
+O_DIRECT where the file system allows it. Files are
 partitioned by endpoint and UTC hour (see :mod:`lockgate.store.predlog_format`), written to
 ``<name>.tmp`` and renamed, so no reader ever sees a half file.
 
@@ -219,9 +221,10 @@ class PredictionLog:
 
         ``loop`` (async durability): the event loop that serves the requests being logged.
         The columnar channels are then written by a timer on it, every ``flush_interval``:
-        about a millisecond of work per 10,000 records (taking the buffers, a header, one
-        ``writev`` into the page cache, a rename). The writer thread is woken only for the
-        rest (records of the general path, ``flush()``, fsyncs, ``close()``). A thread that
+        1-3 ms of work per 2,000 records (taking the buffers, a header, one ``writev`` into
+        the page cache, a rename). The writer thread is woken only for the rest (records of
+        the general path, snapshots of :data:`LOOP_MAX_BYTES` or more, ``flush()``, fsyncs,
+        ``close()``). A thread that
         wakes up while the loop is busy waits for the GIL while every release of it by the
         loop wakes the waiter: measured, an idle writer thread waking every half second cost
         a busy server 4% of its throughput.
@@ -278,10 +281,9 @@ class PredictionLog:
         # them back at its end): wait for that cycle, so that none is missed below
         cycle_done = self._write_lock.acquire(timeout=max(1.0, timeout or 0.0))
         try:
-            with self._seg_lock:  # and for an event-loop cycle that holds records
-                self._sync_loop_files()
-                with self._lock:
-                    left, snaps = self._take_locked()
+            with self._seg_lock, self._lock:  # and for an event-loop cycle holding records
+                left, snaps = self._take_locked()
+            self._sync_loop_files()
         finally:
             if cycle_done:
                 self._write_lock.release()

@@ -266,15 +266,13 @@ class Channel:
         if not pending:
             return []
         misfits: list[LogBatch] = []
-        fit = self._bulk(pending, misfits) if self._bulk_ok else pending
-        if fit is not None:
-            append = self.append
-            for b in fit:
-                if append(b, 0, 0) <= 0:
-                    misfits.append(b)
+        append = self.append
+        for b in self._bulk(pending) if self._bulk_ok else pending:
+            if append(b, 0, 0) <= 0:
+                misfits.append(b)
         return misfits
 
-    def _bulk(self, pending: list[LogBatch], misfits: list[LogBatch]) -> list[LogBatch] | None:
+    def _bulk(self, pending: list[LogBatch]) -> list[LogBatch]:
         """Copy in the batches that carry the inputs as one matrix of the channel's dtype
         and one output array of its dtype; return the others (to copy one by one)."""
         nd = np.ndarray
