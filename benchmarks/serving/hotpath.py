@@ -9,6 +9,11 @@ event loop. Reports process CPU microseconds per request (user + system, every t
 prediction log writer included) and wall microseconds per request, best of ``--rounds``.
 Because it measures CPU time, not throughput, the figures hold up on a busy machine; use it
 to measure a hot-path change before and after, and ``run.py`` for the end-to-end figures.
+
+Its driver never yields to the event loop inside a round (the in-memory messages are ready at
+once), so the prediction log's write timer on the loop runs only between rounds, and a thread
+waiting for the GIL starves far longer than in a server; read its log-on figures as the
+per-request cost, not the writes' (``threads.py`` measures those).
 """
 
 from __future__ import annotations

@@ -175,7 +175,6 @@ class PredictionLog:
         self._write_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
         #: held by an event-loop write cycle from taking its records to renaming their files
         self._seg_lock = threading.Lock()
         self._unsynced: list[Path] = []
@@ -550,12 +549,11 @@ class PredictionLog:
         """On the loop: the next write cycle in ``flush_interval`` seconds."""
         loop = self._loop
         if loop is not None and not self._closed:
-            self._timer = loop.call_later(self.flush_interval, self._loop_cycle)
+            loop.call_later(self.flush_interval, self._loop_cycle)  # stops once closed
 
     def _loop_cycle(self) -> None:
         """On the loop: write the channels' records as segments (buffered, no fsync: the
         writer thread fsyncs them later), and wake the writer thread when it has work."""
-        self._timer = None
         self._loop_seen = time.monotonic()
         if self._closed:
             return
