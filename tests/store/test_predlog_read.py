@@ -20,6 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from lockgate.errors import InvalidInputError, InvalidNameError
+from lockgate.store import predlog_compact
 from lockgate.store.predlog import LogBatch, PredictionLog
 from lockgate.store.predlog_format import build_table, canonical, hour_dir, write_file
 from lockgate.store.predlog_read import LogFile
@@ -298,6 +299,37 @@ def test_compacted_files_are_read_by_row_group(tmp_path: Path) -> None:
     assert pq.ParquetFile(compacted).metadata.num_row_groups == 3
     assert log.tail("ep", 3)["input.x"].tolist() == [float(n - 3), float(n - 2), float(n - 1)]
     assert len(log.read_column("ep", "x", since=T0, until=T0 + 1)) == n
+    log.close()
+
+
+def test_large_flushes_are_left_as_written_and_small_ones_merged(tmp_path: Path) -> None:
+    """A flush of a row group's worth of rows or more (heavy traffic) is not rewritten:
+    that would cost more CPU than it saves reads; the small flushes around it are merged."""
+    log = make(tmp_path)
+    big = 100_000  # a 0.5 s flush of 100-row requests at 2,000/s
+    assert big >= predlog_compact.SMALL_FILE_ROWS
+    sizes = [10, big, 20, 30]
+    x = np.arange(sum(sizes), dtype=np.float64)
+    start = 0
+    for i, n in enumerate(sizes):
+        log.submit_nowait(
+            LogBatch(
+                f"b{i}", "ep", "m", 1, "primary", T0 + i, {"x": x[start : start + n]}, None,
+                1.0, 200, n_rows=n,
+            )
+        )  # fmt: skip
+        log.flush()
+        start += n
+    hour = tmp_path / "ep" / "2026-01-01" / "10"
+    (large,) = (p for p in hour.glob("part-*") if LogFile(p).num_rows == big)
+    before = log.read("ep")
+    assert log.compact() == 3  # the three small flushes
+    assert large.exists()
+    (compacted,) = hour.glob("compact-*.parquet")
+    assert pq.ParquetFile(compacted).metadata.num_rows == 60
+    pd.testing.assert_frame_equal(log.read("ep"), before)
+    assert log.read_column("ep", "x").tolist() == x.tolist()
+    assert log.compact() == 0  # nothing left to merge
     log.close()
 
 
