@@ -1,6 +1,7 @@
 """Serving benchmark: Lockgate's data plane against a floor and two peers, on loopback.
 
-    python benchmarks/serving/run.py [--duration 10] [--rounds 3] [--skip-mlserver] [--skip-mlflow]
+    python benchmarks/serving/run.py [--rounds 8] [--duration 4] [--burst 1] \
+        [--skip-mlserver] [--skip-mlflow]
 
 One scikit-learn model (LogisticRegression on 10 float features, trained here on synthetic
 data) is served by
@@ -17,18 +18,27 @@ data) is served by
 MLServer and MLflow live in their own cached venvs (``venvs.py``). Every system is checked to
 return the same predictions as ``model.predict`` before anything is measured. A closed-loop
 load generator (``wrk`` with a Lua script; ``loadgen.py`` when wrk is missing) runs the
-workloads single-row at 1 and 32 connections and 100-row batches at 8 connections, as
-several interleaved rounds: in each, every system in turn (the order rotated per round) is
-started afresh, alone, and runs every workload after a warm-up.
-Reported per system and workload: req/s, rows/s, p50/p99 latency (median over rounds), and
-ratios to the floor and to MLServer (median of the per-round ratios). Also measured:
-``lockgate server`` time to ready (process start to ``/v2/health/ready`` 200), median of 5.
+workloads single-row at 1 and 32 connections and 100-row batches at 8 connections.
+
+Each round starts every system afresh (identical processes differ by up to ~10% for their
+whole life on a shared VM, so every round is a new draw), then freezes them all (SIGSTOP)
+but the one being measured. Each workload runs as cycles of ``--burst``-second bursts, one
+per system, in an order reversed every cycle: the machine's slow drifts hit every system
+alike, each ratio compares figures taken seconds apart, and a frozen server's background
+work (a log write, a compaction) runs when it resumes, inside its own measurement.
+Reported per system and workload: req/s, rows/s, p50/p99 latency and server CPU per request
+(medians over all bursts), ratios to the floor and to MLServer, and the targets: each ratio
+is the median over rounds of the round's median per-cycle ratio, shown with every round's
+value and, from 6 rounds, the distribution-free 95% confidence interval of that median.
+Also measured: ``lockgate server`` time to ready (process start to ``/v2/health/ready`` 200),
+median of 5 cold starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -134,6 +144,7 @@ class System:
     #: removed before each start: what earlier rounds left (Lockgate's prediction log: its
     #: compaction of their hours would run inside this round's measurement)
     clean: list[Path] = field(default_factory=list)
+    paused: bool = False
 
     def start(self, timeout: float = 120) -> float:
         """Start the server; seconds to ready (then waits for ``settle_url``)."""
@@ -144,16 +155,44 @@ class System:
                 path.rename(trash / f"{path.name}-{time.monotonic_ns()}")
         t0 = time.perf_counter()
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent
+            self.proc = subprocess.Popen(  # own process group: pause() freezes its children
+                self.cmd,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.log.parent,
+                start_new_session=True,
             )
+        self.paused = False
         ready = wait_ready(self, t0, timeout)
         if self.settle_url is not None:
             with httpx.Client(timeout=timeout) as http:
                 http.get(self.settle_url).raise_for_status()
         return ready
 
+    def pause(self) -> None:
+        """Freeze the server and its children (SIGSTOP to its process group): while another
+        system is measured, none of this one's background work (a log write, a compaction,
+        a poll) runs; its timers fire when it resumes, inside its own measurement."""
+        if self.proc is not None and not self.paused:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.proc is not None and self.paused:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+            self.paused = False
+
+    @contextmanager
+    def resumed(self) -> Iterator[None]:
+        self.resume()
+        try:
+            yield
+        finally:
+            self.pause()
+
     def stop(self) -> None:
+        self.resume()  # a stopped process would not act on SIGTERM
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -540,9 +579,15 @@ def med(xs: list[float]) -> float:
     return float(statistics.median(xs)) if xs else float("nan")
 
 
-def summarise(results: dict[tuple[str, str], list[dict[str, float]]]) -> dict[str, Any]:
+#: per (system, workload): per round, the figures of each burst in cycle order
+Results = dict[tuple[str, str], list[list[dict[str, float]]]]
+
+
+def summarise(results: Results) -> dict[str, Any]:
+    """Per workload and system: the median over every burst of every round."""
     out: dict[str, Any] = {}
-    for (sys_name, wl), runs in results.items():
+    for (sys_name, wl), rounds in results.items():
+        runs = [r for rnd in rounds for r in rnd]
         out.setdefault(wl, {})[sys_name] = {
             k: med([r[k] for r in runs])
             for k in ("req_s", "rows_s", "p50_ms", "p99_ms", "cpu_us_req")
@@ -550,31 +595,59 @@ def summarise(results: dict[tuple[str, str], list[dict[str, float]]]) -> dict[st
     return out
 
 
-def ratio(
-    results: dict[tuple[str, str], list[dict[str, float]]],
+def per_round(
+    results: Results,
     a: str,
     b: str,
     wl: str,
     key: str = "req_s",
-) -> float:
-    """Median over rounds of a/b, each round's two figures measured minutes apart at most."""
+    *,
+    diff: bool = False,
+) -> list[float]:
+    """For each round (fresh processes): the median over its cycles of a/b (a - b with
+    ``diff``), each cycle's two bursts taken seconds apart."""
     ra, rb = results.get((a, wl)), results.get((b, wl))
     if not ra or not rb:
-        return float("nan")
-    return med([x[key] / y[key] for x, y in zip(ra, rb, strict=False)])
+        return []
+    return [
+        med([x[key] - y[key] if diff else x[key] / y[key] for x, y in zip(xa, xb, strict=True)])
+        for xa, xb in zip(ra, rb, strict=True)
+    ]
 
 
-def p50_delta(
-    results: dict[tuple[str, str], list[dict[str, float]]], a: str, b: str, wl: str
-) -> float:
-    ra, rb = results.get((a, wl)), results.get((b, wl))
-    if not ra or not rb:
-        return float("nan")
-    return med([x["p50_ms"] - y["p50_ms"] for x, y in zip(ra, rb, strict=False)])
+def ratio(results: Results, a: str, b: str, wl: str, key: str = "req_s") -> float:
+    """Median over rounds of a/b."""
+    return med(per_round(results, a, b, wl, key))
+
+
+def median_ci(xs: list[float], conf: float = 0.95) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median (order statistics: the number
+    of values below the median is binomial(n, 1/2)); NaNs when n is too small."""
+    n = len(xs)
+    xs = sorted(xs)
+    k, below = 0, 0.0
+    while True:  # the largest k with P(Binomial(n, 1/2) < k) <= (1 - conf) / 2
+        nxt = below + math.comb(n, k) / 2**n
+        if nxt > (1 - conf) / 2:
+            break
+        below, k = nxt, k + 1
+    if k == 0:
+        return float("nan"), float("nan")
+    return xs[k - 1], xs[n - k]
+
+
+def spread(xs: list[float], fmt: str = ".2f", scale: float = 1.0, shift: float = 0.0) -> str:
+    """The rounds' values and, with 6 rounds or more, the 95% CI of their median."""
+    vals = ", ".join(f"{shift + scale * x:{fmt}}" for x in xs)
+    lo, hi = median_ci(xs)
+    if lo != lo:
+        return f"rounds: {vals}"
+    a, b = sorted((shift + scale * lo, shift + scale * hi))
+    return f"rounds: {vals}; 95% CI of the median {a:{fmt}} to {b:{fmt}}"
 
 
 def report(
-    results: dict[tuple[str, str], list[dict[str, float]]],
+    results: Results,
     systems: list[str],
     ready: list[float],
     ready_cpu: list[float],
@@ -603,24 +676,45 @@ def report(
         return None if ok != ok else cond
 
     t: list[tuple[str, bool | None, str]] = []
-    r = ratio(results, "lockgate", "floor", "single-c32")
-    t.append(("single-row c=32 >= 0.75x floor", check(r, r >= 0.75), f"{r:.2f}x"))
-    r = ratio(results, "lockgate", "mlserver", "single-c32")
-    t.append(("single-row c=32 >= 2x MLServer", check(r, r >= 2.0), f"{r:.2f}x"))
-    d = p50_delta(results, "lockgate", "floor", "single-c1")
-    t.append(("single-row c=1 p50 <= floor + 0.25 ms", check(d, d <= 0.25), f"+{d:.3f} ms"))
-    r = ratio(results, "lockgate-batching", "floor", "single-c32")
-    t.append(("batching on: single-row c=32 >= 1.0x floor", check(r, r >= 1.0), f"{r:.2f}x"))
-    r = ratio(results, "lockgate", "floor", "batch100-c8", "rows_s")
-    t.append(("100-row batches rows/s >= 0.8x floor", check(r, r >= 0.8), f"{r:.2f}x"))
-    costs = {w.name: 1 - ratio(results, "lockgate", "lockgate-nolog", w.name) for w in WORKLOADS}
-    worst = max(costs.values())
+
+    def target(name: str, a: str, b: str, wl: str, key: str, line: float) -> None:
+        xs = per_round(results, a, b, wl, key)
+        r = med(xs)
+        t.append((name, check(r, r >= line), f"{r:.2f}x ({spread(xs)})"))
+
+    target("single-row c=32 >= 0.75x floor", "lockgate", "floor", "single-c32", "req_s", 0.75)
+    target("single-row c=32 >= 2x MLServer", "lockgate", "mlserver", "single-c32", "req_s", 2.0)
+    ds = per_round(results, "lockgate", "floor", "single-c1", "p50_ms", diff=True)
+    d = med(ds)
+    t.append(
+        (
+            "single-row c=1 p50 <= floor + 0.25 ms",
+            check(d, d <= 0.25),
+            f"{d:+.3f} ms ({spread(ds, '+.3f')})",
+        )
+    )
+    target(
+        "batching on: single-row c=32 >= 1.0x floor",
+        "lockgate-batching",
+        "floor",
+        "single-c32",
+        "req_s",
+        1.0,
+    )
+    target(
+        "100-row batches rows/s >= 0.8x floor", "lockgate", "floor", "batch100-c8", "rows_s", 0.8
+    )
+    costs = {}
+    for w in WORKLOADS:
+        xs = per_round(results, *LOG_PAIR, w.name)
+        costs[w.name] = (1 - med(xs), spread(xs, "+.1%", -1.0, 1.0))
+    worst = max(c for c, _ in costs.values())
     t.append(
         (
             "prediction log costs < 5% of throughput",
             check(worst, worst < 0.05),
             "throughput lost: "
-            + ", ".join(f"{k} {v:+.1%}" for k, v in costs.items())
+            + ", ".join(f"{k} {v:+.1%} ({ci})" for k, (v, ci) in costs.items())
             + "; server CPU per request added: "
             + ", ".join(
                 f"{w.name} {ratio(results, *LOG_PAIR, w.name, 'cpu_us_req') - 1:+.1%}"
@@ -670,9 +764,17 @@ def time_to_ready(home: Path, work: Path, runs: int) -> tuple[list[float], list[
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=10, help="seconds per measurement")
-    p.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per system+workload")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=4,
+        help="seconds measured per system, workload and round, in bursts of --burst",
+    )
+    p.add_argument("--burst", type=float, default=1, help="seconds per burst")
+    p.add_argument(
+        "--warmup", type=float, default=1, help="seconds of warm-up per system, workload, round"
+    )
+    p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--ready-runs", type=int, default=5)
     p.add_argument("--skip-mlserver", action="store_true")
     p.add_argument("--skip-mlflow", action="store_true")
@@ -692,6 +794,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     wrk = None if args.python_loadgen else shutil.which("wrk")
+    for name in ("burst", "warmup"):
+        v = getattr(args, name)
+        if v < 0 or (wrk and v != int(v)) or (name == "burst" and v == 0):
+            p.error(f"--{name}: expected whole seconds (wrk's unit), got {v:g}")
     if wrk is None and not args.python_loadgen:
         print("wrk not found (apt-get install -y wrk); using the Python load generator")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lockgate-serving-bench-"))
@@ -734,26 +840,38 @@ def main(argv: list[str] | None = None) -> int:
         print("  cpu  " + ", ".join(f"{x:.2f} s" for x in ready_cpu), flush=True)
 
     load = Load(wrk, work)
-    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    results: Results = {}
+    cycles = max(1, round(args.duration / args.burst))
     for rnd in range(args.rounds):
         print(f"round {rnd + 1}/{args.rounds} (load average {os.getloadavg()[0]:.2f})", flush=True)
-        # one system alive at a time, started afresh each round: an idle server's own
-        # background work (a log compaction, a controller tick) never lands on another's
-        # figures, and a process's own bias (identical servers differ by up to ~10% for
-        # life on a 2-core VM) averages out over the rounds
-        for s in systems[rnd % len(systems) :] + systems[: rnd % len(systems)]:
-            with running([s]):
-                if rnd == 0:
-                    validate([s], model, X)
-                for w in workloads:
-                    if args.warmup > 0:
-                        load.run(s, w, X, args.warmup)
-                    r = load.run(s, w, X, args.duration)
-                    results.setdefault((s.name, w.name), []).append(r)
+        # every system started afresh each round (a process's own bias averages out over
+        # the rounds), then all frozen but the one measured: each workload runs as cycles
+        # of short bursts, one per system, in an order reversed every cycle, so the
+        # machine's drifts (minutes long on a shared VM) hit every system alike and each
+        # ratio compares figures taken seconds apart
+        order = systems[rnd % len(systems) :] + systems[: rnd % len(systems)]
+        with running(order):
+            if rnd == 0:
+                validate(order, model, X)
+            for s in order:
+                s.pause()
+            for w in workloads:
+                got: dict[str, list[dict[str, float]]] = {s.name: [] for s in order}
+                if args.warmup > 0:
+                    for s in order:
+                        with s.resumed():
+                            load.run(s, w, X, args.warmup)
+                for c in range(cycles):
+                    for s in order if c % 2 == 0 else order[::-1]:
+                        with s.resumed():
+                            got[s.name].append(load.run(s, w, X, args.burst))
+                for s in order:
+                    results.setdefault((s.name, w.name), []).append(got[s.name])
+                    m = {k: med([r[k] for r in got[s.name]]) for k in got[s.name][0]}
                     print(
-                        f"  {w.name:12} {s.name:18} {r['req_s']:9,.0f} req/s "
-                        f"{r['rows_s']:11,.0f} rows/s  p50 {r['p50_ms']:6.2f} ms  "
-                        f"p99 {r['p99_ms']:6.2f} ms  cpu {r['cpu_us_req']:5.0f} us/req",
+                        f"  {w.name:12} {s.name:18} {m['req_s']:9,.0f} req/s "
+                        f"{m['rows_s']:11,.0f} rows/s  p50 {m['p50_ms']:6.2f} ms  "
+                        f"p99 {m['p99_ms']:6.2f} ms  cpu {m['cpu_us_req']:5.0f} us/req",
                         flush=True,
                     )
     info["loadavg_end"] = os.getloadavg()
