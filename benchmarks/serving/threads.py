@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict[str, float]]] = {n: [] for n in variants}
     names = list(systems)
     for rnd in range(args.rounds):
-        # like run.py: one server alive at a time, started afresh each round, the order
-        # rotated (two identical servers measured side by side differed by ~10-15% here)
+        # one server alive at a time, started afresh each round, the order rotated (two
+        # identical servers kept running side by side differed by ~10-15% here; run.py
+        # keeps them all but freezes the idle ones instead)
         for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
             s = systems[name]
             s.start()
