@@ -668,6 +668,78 @@ def test_direct_io_falls_back_where_the_file_system_refuses_it(shm_dir: Path) ->
         assert all(s["offset"] % BLOCK == 0 for s in h["per_row"])
 
 
+@pytest.fixture
+def refusing_o_direct(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A file system that refuses O_DIRECT at open (EINVAL), as tmpfs did before Linux 6.6
+    and some network and FUSE file systems do: the outside world, simulated. Returns the
+    list of refused opens."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        pytest.skip("no O_DIRECT on this platform")
+    real_open = os.open
+    refused: list[int] = []
+
+    def open_(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        if flags & flag:
+            refused.append(flags)
+            raise OSError(errno.EINVAL, "Invalid argument", str(path))
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", open_)
+    return refused
+
+
+def test_write_segment_falls_back_to_a_buffered_write_on_einval(
+    tmp_path: Path, refusing_o_direct: list[int]
+) -> None:
+    """The laid-out-for-O_DIRECT segment is written buffered, reads back exactly, and the
+    folder is not tried with O_DIRECT again; other errors are not swallowed."""
+    seg = _aligned_segment(1001, 4, 10)
+    dio = DirectIO()
+    assert dio.usable(tmp_path)
+    write_segment(tmp_path / "a.seg", seg, direct=dio)
+    assert len(refusing_o_direct) == 1
+    h = _check_written(tmp_path / "a.seg", seg, 10)
+    assert all(s["offset"] % BLOCK == 0 for s in h["per_row"])  # the layout it was given
+    assert not dio.usable(tmp_path)
+    write_segment(tmp_path / "b.seg", seg, direct=dio)  # laid out compact, opened plain
+    assert len(refusing_o_direct) == 1
+    h = _check_written(tmp_path / "b.seg", seg, 10)
+    assert any(s["offset"] % BLOCK for s in h["per_row"])
+    with pytest.raises(FileNotFoundError):  # ENOENT is no refusal of O_DIRECT
+        write_segment(tmp_path / "missing" / "c.seg", seg, direct=DirectIO())
+
+
+def test_log_writes_large_snapshots_buffered_where_o_direct_is_refused(
+    tmp_path: Path, refusing_o_direct: list[int]
+) -> None:
+    """Through a running log: snapshots large enough for O_DIRECT are written anyway, every
+    row reads back, nothing is counted lost or failed, and O_DIRECT is tried only once."""
+    root = tmp_path / "log"
+    log = make(root)
+    log.start()
+    rows = 2000  # 2000 rows x (2 float64 inputs + an int64 output): 48 KB per request
+    n = 0
+    for _flush in range(3):  # 10 requests per flush: 480 KB, above DIRECT_MIN_BYTES
+        for _ in range(10):
+            b = floats(f"r{n}", rows, ts=T0 + n, start=n * rows)
+            b.matrix = np.column_stack([b.inputs["a"], b.inputs["b"]])  # type: ignore[index]
+            if not log.offer(b):
+                asyncio.run(log.submit(b))
+            n += 1
+        log.flush()
+        assert len(refusing_o_direct) == 1  # refused at the first, not tried again
+    log.close()
+    stats = log.stats()
+    assert stats["rows_written"] == n * rows
+    assert stats["rows_lost"] == 0 and stats["write_errors"] == 0
+    df = make(root).read("ep")
+    assert len(df) == n * rows
+    assert np.array_equal(df["input.a"].to_numpy(), np.arange(n * rows, dtype=np.float64))
+    assert np.array_equal(df["input.b"].to_numpy(), np.arange(n * rows) * 10.0)
+    assert np.array_equal(df["output"].to_numpy(), np.arange(n * rows) * 100)
+
+
 # ---------------------------------------------------------------- write failures
 
 
