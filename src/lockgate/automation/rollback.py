@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from lockgate.audit.events import record_event
 from lockgate.errors import ConflictError, LockgateError, NotFoundError
+from lockgate.registry.rows import version_row
 from lockgate.rollout.policy import TrafficPolicy
 from lockgate.store.schema import (
     AliasHistoryRow,
@@ -36,8 +37,6 @@ from lockgate.store.schema import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from lockgate.automation.policies import Decision
     from lockgate.workspace import Workspace
 
@@ -122,7 +121,7 @@ def redeploy(
                 f"endpoint {endpoint!r} serves v{policy.primary} now, not v{frm}: "
                 "it changed since the decision"
             )
-        vrow = _version_row(s, mrow.id, model, to)
+        vrow = version_row(s, mrow.id, model, to)
         alias = s.execute(
             select(AliasRow)
             .where(AliasRow.model_id == mrow.id, AliasRow.name == CHAMPION)
@@ -191,12 +190,3 @@ def redeploy(
             payload={**decision.to_dict(), **done},
         )  # fmt: skip
     return done
-
-
-def _version_row(s: Session, model_id: int, model: str, version: int) -> VersionRow:
-    row = s.execute(
-        select(VersionRow).where(VersionRow.model_id == model_id, VersionRow.version == version)
-    ).scalar_one_or_none()
-    if row is None:
-        raise NotFoundError("model version", f"{model}/{version}")
-    return row

@@ -45,6 +45,7 @@ from lockgate.gates.policy import GatePolicy, GateSpec, default_policy, load_pol
 from lockgate.gates.report import DeployCheck, ValidationReport
 from lockgate.registry.lineage import data_sha256
 from lockgate.registry.models import ModelVersion, VersionRef
+from lockgate.registry.rows import version_row
 from lockgate.store.paths import validate_name
 from lockgate.store.schema import GatePolicyRow, GateReportRow, ModelRow, VersionRow
 
@@ -281,7 +282,7 @@ class GateService:
         inputs = _jsonable(inputs)
         with self.ws.db.write() as s:
             mrow = _model(s, candidate.model)
-            vrow = _version_row(s, mrow, candidate.version)
+            vrow = version_row(s, mrow.id, mrow.name, candidate.version)
             row = GateReportRow(
                 model_id=mrow.id,
                 version_id=vrow.id,
@@ -333,7 +334,7 @@ class GateService:
                 .where(GateReportRow.model_id == mrow.id)
             )
             if version is not None:
-                vrow = _version_row(s, mrow, version)
+                vrow = version_row(s, mrow.id, mrow.name, version)
                 q = q.where(GateReportRow.version_id == vrow.id)
             q = q.order_by(GateReportRow.id.desc())
             if limit is not None:
@@ -354,7 +355,7 @@ class GateService:
         """Whether gates allow deploying ``model/version`` (see the module docstring)."""
         with self.ws.db.read() as s:
             mrow = _model(s, model)
-            vrow = _version_row(s, mrow, version)
+            vrow = version_row(s, mrow.id, mrow.name, version)
             prow = _policy_row(s, mrow.id)
             if prow is None or not prow.required:
                 return DeployCheck(model, version, False, True, "no required gate policy")
@@ -474,15 +475,6 @@ def _model(s: Session, name: str, *, lock: bool = False) -> ModelRow:
     row = s.execute(q).scalar_one_or_none()
     if row is None:
         raise NotFoundError("model", name)
-    return row
-
-
-def _version_row(s: Session, mrow: ModelRow, number: int) -> VersionRow:
-    row = s.execute(
-        select(VersionRow).where(VersionRow.model_id == mrow.id, VersionRow.version == number)
-    ).scalar_one_or_none()
-    if row is None:
-        raise NotFoundError("version", f"{mrow.name}/{number}")
     return row
 
 

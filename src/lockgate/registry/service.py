@@ -31,6 +31,7 @@ from lockgate.errors import (
 from lockgate.registry.lineage import data_sha256, git_info, library_versions
 from lockgate.registry.loaded import LoadedModel
 from lockgate.registry.models import AliasMove, ModelInfo, ModelVersion, VersionRef
+from lockgate.registry.rows import version_row
 from lockgate.registry.signature import Signature, as_frame, infer_outputs
 from lockgate.runtimes import detect_flavor, flavor_for_object, get_runtime
 from lockgate.store.paths import validate_name, validate_source
@@ -191,7 +192,7 @@ class Registry:
         with self.ws.db.write() as s:
             mrow = self._ensure_model(s, name)
             if parent is not None:
-                self._version_row(s, mrow, parent)
+                version_row(s, mrow.id, mrow.name, parent)
             number = (
                 s.execute(
                     select(func.max(VersionRow.version)).where(VersionRow.model_id == mrow.id)
@@ -306,18 +307,10 @@ class Registry:
         finally:
             runtime.unload()
 
-    def _version_row(self, s: Session, mrow: ModelRow, number: int) -> VersionRow:
-        row = s.execute(
-            select(VersionRow).where(VersionRow.model_id == mrow.id, VersionRow.version == number)
-        ).scalar_one_or_none()
-        if row is None:
-            raise NotFoundError("version", f"{mrow.name}/{number}")
-        return row
-
     def _resolve(self, s: Session, ref: VersionRef) -> tuple[ModelRow, VersionRow]:
         mrow = self._model(s, ref.name)
         if ref.version is not None:
-            return mrow, self._version_row(s, mrow, ref.version)
+            return mrow, version_row(s, mrow.id, mrow.name, ref.version)
         if ref.alias is not None:
             arow = s.execute(
                 select(AliasRow).where(AliasRow.model_id == mrow.id, AliasRow.name == ref.alias)
@@ -393,7 +386,7 @@ class Registry:
         now = self.ws.clock.now()
         with self.ws.db.write() as s:
             mrow = self._model(s, name, lock=True)
-            vrow = self._version_row(s, mrow, version)
+            vrow = version_row(s, mrow.id, mrow.name, version)
             arow = s.execute(
                 select(AliasRow).where(AliasRow.model_id == mrow.id, AliasRow.name == alias)
             ).scalar_one_or_none()

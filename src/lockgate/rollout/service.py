@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lockgate.audit.events import record_event
 from lockgate.errors import ConflictError, InvalidInputError, NotFoundError
+from lockgate.registry.rows import version_row
 from lockgate.rollout.analysis import Analysis, AnalysisConfig
 from lockgate.rollout.policy import TrafficPolicy
 from lockgate.rollout.state import (
@@ -214,7 +215,7 @@ class RolloutService:
                         f"endpoint {endpoint!r} already splits or shadows its traffic; "
                         "deploy a single version before starting a rollout"
                     )
-                self._version(s, ep.model_id, model, candidate)
+                version_row(s, ep.model_id, model, candidate)
                 if candidate == current.primary:
                     raise InvalidInputError.for_field(
                         "candidate",
@@ -445,7 +446,7 @@ class RolloutService:
         mrow = s.execute(
             select(ModelRow).where(ModelRow.name == row.model).with_for_update()
         ).scalar_one()
-        vrow = self._version(s, mrow.id, row.model, row.candidate_version)
+        vrow = version_row(s, mrow.id, row.model, row.candidate_version)
         arow = s.execute(
             select(AliasRow).where(AliasRow.model_id == mrow.id, AliasRow.name == CHAMPION)
         ).scalar_one_or_none()
@@ -503,15 +504,6 @@ class RolloutService:
         ).scalar_one_or_none()
         if row is None:
             raise NotFoundError("endpoint", name)
-        return row
-
-    @staticmethod
-    def _version(s: Session, model_id: int, model: str, version: int) -> VersionRow:
-        row = s.execute(
-            select(VersionRow).where(VersionRow.model_id == model_id, VersionRow.version == version)
-        ).scalar_one_or_none()
-        if row is None:
-            raise NotFoundError("version", f"{model}/{version}")
         return row
 
     @staticmethod
