@@ -231,3 +231,35 @@ def test_a_large_snapshot_goes_to_the_writer_thread(tmp_path: Path) -> None:
     assert PredictionLog(tmp_path).count("ep") == n * rows
     assert log.stats()["unsynced_files"] == 0
     log.close()
+
+
+def test_a_pause_in_traffic_keeps_the_channel_and_its_capacity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bursts with pauses between them (idle write cycles) reuse the channel and the
+    buffers it grew to; only a channel idle for IDLE_SECONDS is dropped."""
+    monkeypatch.setattr(predlog_mod, "IDLE_SECONDS", FLUSH * 12)
+    log = make(tmp_path)
+    key = ("ep", "m", 1, "primary")
+
+    async def main() -> None:
+        log.start(asyncio.get_running_loop())
+        await log.submit(served(0))
+        await offer_all(log, [served(i, 100) for i in range(1, 200)])
+        await asyncio.sleep(FLUSH * 3)
+        ch = log._channels[key]
+        cap = len(ch.bufs[0])
+        assert cap >= 100 * 199 // 3  # grew from 256 rows with the burst
+        await asyncio.sleep(FLUSH * 6)  # a pause: several idle cycles
+        assert log._channels.get(key) is ch and len(ch.bufs[0]) == cap
+        await offer_all(log, [served(i, 100) for i in range(200, 400)])
+        await asyncio.sleep(FLUSH * 3)
+        assert log._channels.get(key) is ch and len(ch.bufs[0]) == cap  # nothing regrown
+        await asyncio.sleep(FLUSH * 20)  # idle past IDLE_SECONDS: dropped
+        assert key not in log._channels
+        await offer_all(log, [served(i, 100) for i in range(400, 410)])
+
+    asyncio.run(main())
+    log.close()
+    assert ids(tmp_path)[:3] == ["r0-0", "r1-0", "r1-1"]
+    assert PredictionLog(tmp_path).count("ep") == 1 + 409 * 100

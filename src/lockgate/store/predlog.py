@@ -82,8 +82,11 @@ __all__ = ["LogBatch", "PredictionLog"]
 
 log = logging.getLogger("lockgate.predlog")
 
-#: channels that held nothing at this many write cycles in a row are dropped (memory)
-IDLE_CYCLES = 4
+#: a channel that held nothing for this many seconds is dropped (its buffers' memory); a
+#: shorter gap in traffic keeps it and the capacity its buffers grew to, so that the burst
+#: after a pause neither grows them again from a few hundred rows (doubling, copying and
+#: faulting in fresh pages each time) nor makes a new channel
+IDLE_SECONDS = 60.0
 #: files the event loop wrote that wait for an fsync by the writer thread before it is woken
 #: for them (they are fsynced at each flush() and at close() too)
 UNSYNCED_FILES = 256
@@ -500,11 +503,14 @@ class PredictionLog:
                 self._absorb_locked(ch)
         snaps, self._retry_snapshots = self._retry_snapshots, []
         idle: list[tuple[str, str, int, str]] = []
+        now = time.monotonic()
         for key, ch in self._channels.items():
             snap = ch.take()
             if snap is not None:
                 snaps.append(snap)
-            elif ch.idle >= IDLE_CYCLES:
+            elif ch.idle == 1:
+                ch.idle_since = now
+            elif now - ch.idle_since >= IDLE_SECONDS:
                 idle.append(key)
         for key in idle:
             del self._channels[key]

@@ -25,6 +25,9 @@ from lockgate.store.predlog_segment import INPUTS, RAW_KINDS, SegmentData, align
 
 #: rows a new channel's buffers start with (they double when full)
 START_ROWS = 256
+#: write cycles without a record after which a channel lets its spare buffer set go (it
+#: keeps the set it fills); the log drops a channel idle for longer (``predlog.IDLE_SECONDS``)
+SPARE_IDLE_CYCLES = 4
 _DTYPE = operator.attrgetter("dtype")
 
 
@@ -95,6 +98,7 @@ class Channel:
         "bufs",
         "endpoint",
         "idle",
+        "idle_since",
         "latency",
         "model",
         "n_req",
@@ -142,7 +146,9 @@ class Channel:
         self.waiters: list[Any] = []
         #: batches accepted by :meth:`PredictionLog.offer`, not yet copied (see :meth:`absorb`)
         self.pending: list[LogBatch] = []
+        #: write cycles in a row that found the channel empty, and since when (monotonic)
         self.idle = 0
+        self.idle_since = 0.0
         #: buffer sets written and handed back (appended by the writer thread)
         self.spare: list[list[np.ndarray]] = []
         self._fresh()
@@ -341,7 +347,8 @@ class Channel:
         buffers of the same capacity. None when it holds nothing."""
         if not self.n_req:
             self.idle += 1
-            self.spare.clear()  # an idle channel keeps no memory beyond its buffers
+            if self.idle >= SPARE_IDLE_CYCLES:  # a pause, not a gap between requests
+                self.spare.clear()
             return None
         self.idle = 0
         n = self.n_rows
