@@ -2,7 +2,7 @@
 
 The registry, gates, rollouts and automatic rollbacks all resolve ``model/N`` to its
 ``VersionRow`` inside transactions of their own; they share this lookup so that a missing
-version reads the same everywhere (404 ``version 'm/7' not found``).
+version reads the same everywhere (``version not found: m/7``, a 404 on the API).
 """
 
 from __future__ import annotations
