@@ -105,7 +105,11 @@ def _rolled_back_quickly(srv: RunningServer, candidate: int) -> dict[str, object
     # (slack: the log's lag of 0.7 s, a 0.2 s tick, and the analysis itself on a busy VM)
     assert (at[1] - at[0]).total_seconds() <= INTERVAL + 2.5, doc["history"]
     crossed = (at[0] - t0).total_seconds()
-    assert crossed <= (first + 1) * INTERVAL + 3.0, doc["history"]
+    # the failure shows at the second analysis at the latest (the first may lack rows): two
+    # intervals, the log's lag (0.7 s), a tick (0.2 s) and up to 1 s for the analysis on a
+    # VM running both test suites side by side (measured: 2.8-4.5 s alone, 5.1-5.2 s so on a
+    # slow day); one analysis more would land at 6.7 s or later
+    assert crossed <= (first + 2) * INTERVAL + 1.9, doc["history"]
     after = traffic.since(applied)
     assert len(after) > 50
     assert all(a.status == 200 and a.version == "1" for a in after), [
