@@ -35,6 +35,7 @@ from lockgate.store.predlog_segment import (
     SegmentError,
     aligned_empty,
     encode,
+    lay_out,
     read_info,
     read_segment,
     write_segment,
@@ -669,28 +670,33 @@ def test_direct_io_falls_back_where_the_file_system_refuses_it(shm_dir: Path) ->
 
 
 @pytest.fixture
-def refusing_o_direct(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def refusing_o_direct(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
     """A file system that refuses O_DIRECT at open (EINVAL), as tmpfs did before Linux 6.6
-    and some network and FUSE file systems do: the outside world, simulated. Returns the
-    list of refused opens."""
+    and some network and FUSE file systems do: the outside world, simulated. An open in a
+    folder that does not exist fails as it would (ENOENT). Returns every open, as (path,
+    with O_DIRECT)."""
     flag = getattr(os, "O_DIRECT", 0)
     if not flag:
         pytest.skip("no O_DIRECT on this platform")
     real_open = os.open
-    refused: list[int] = []
+    opens: list[tuple[str, bool]] = []
 
     def open_(path: Any, flags: int, *args: Any, **kw: Any) -> int:
-        if flags & flag:
-            refused.append(flags)
+        opens.append((str(path), bool(flags & flag)))
+        if flags & flag and Path(path).parent.is_dir():
             raise OSError(errno.EINVAL, "Invalid argument", str(path))
         return real_open(path, flags, *args, **kw)
 
     monkeypatch.setattr(os, "open", open_)
-    return refused
+    return opens
+
+
+def _refused(opens: list[tuple[str, bool]]) -> int:
+    return sum(direct for _, direct in opens)
 
 
 def test_write_segment_falls_back_to_a_buffered_write_on_einval(
-    tmp_path: Path, refusing_o_direct: list[int]
+    tmp_path: Path, refusing_o_direct: list[tuple[str, bool]]
 ) -> None:
     """The laid-out-for-O_DIRECT segment is written buffered, reads back exactly, and the
     folder is not tried with O_DIRECT again; other errors are not swallowed."""
@@ -698,20 +704,25 @@ def test_write_segment_falls_back_to_a_buffered_write_on_einval(
     dio = DirectIO()
     assert dio.usable(tmp_path)
     write_segment(tmp_path / "a.seg", seg, direct=dio)
-    assert len(refusing_o_direct) == 1
+    assert _refused(refusing_o_direct) == 1
     h = _check_written(tmp_path / "a.seg", seg, 10)
     assert all(s["offset"] % BLOCK == 0 for s in h["per_row"])  # the layout it was given
     assert not dio.usable(tmp_path)
     write_segment(tmp_path / "b.seg", seg, direct=dio)  # laid out compact, opened plain
-    assert len(refusing_o_direct) == 1
+    assert _refused(refusing_o_direct) == 1
     h = _check_written(tmp_path / "b.seg", seg, 10)
     assert any(s["offset"] % BLOCK for s in h["per_row"])
-    with pytest.raises(FileNotFoundError):  # ENOENT is no refusal of O_DIRECT
-        write_segment(tmp_path / "missing" / "c.seg", seg, direct=DirectIO())
+    missing = str(tmp_path / "missing" / "c.seg")
+    fresh = DirectIO()
+    enc = lay_out(seg, tmp_path, fresh)  # as the writer does: laid out for the log's root
+    assert enc.direct
+    with pytest.raises(FileNotFoundError):  # ENOENT is no refusal: raised, no second try
+        write_segment(Path(missing), seg, direct=fresh, encoded=enc)
+    assert [o for o in refusing_o_direct if o[0] == missing] == [(missing, True)]
 
 
 def test_log_writes_large_snapshots_buffered_where_o_direct_is_refused(
-    tmp_path: Path, refusing_o_direct: list[int]
+    tmp_path: Path, refusing_o_direct: list[tuple[str, bool]]
 ) -> None:
     """Through a running log: snapshots large enough for O_DIRECT are written anyway, every
     row reads back, nothing is counted lost or failed, and O_DIRECT is tried only once."""
@@ -728,7 +739,7 @@ def test_log_writes_large_snapshots_buffered_where_o_direct_is_refused(
                 asyncio.run(log.submit(b))
             n += 1
         log.flush()
-        assert len(refusing_o_direct) == 1  # refused at the first, not tried again
+        assert _refused(refusing_o_direct) == 1  # refused at the first, not tried again
     log.close()
     stats = log.stats()
     assert stats["rows_written"] == n * rows

@@ -505,11 +505,9 @@ class PredictionLog:
         idle: list[tuple[str, str, int, str]] = []
         now = time.monotonic()
         for key, ch in self._channels.items():
-            snap = ch.take()
+            snap = ch.take(now)
             if snap is not None:
                 snaps.append(snap)
-            elif ch.idle == 1:
-                ch.idle_since = now
             elif now - ch.idle_since >= IDLE_SECONDS:
                 idle.append(key)
         for key in idle:

@@ -342,10 +342,13 @@ class Channel:
         self._cap = cap
         self.spare.clear()  # too small now
 
-    def take(self) -> Snapshot | None:
+    def take(self, now: float) -> Snapshot | None:
         """What the channel holds; the channel starts over with fresh (or handed back)
-        buffers of the same capacity. None when it holds nothing."""
+        buffers of the same capacity. None when it holds nothing (``now``, monotonic
+        seconds, is then kept as the start of the idle spell if it is one)."""
         if not self.n_req:
+            if not self.idle:
+                self.idle_since = now
             self.idle += 1
             if self.idle >= SPARE_IDLE_CYCLES:  # a pause, not a gap between requests
                 self.spare.clear()
