@@ -67,9 +67,12 @@ def numeric_frame(iris_like: tuple[pd.DataFrame, np.ndarray]) -> tuple[pd.DataFr
 
 
 #: Test files that do not depend on which database holds the metadata (pure statistics,
-#: codecs, runtimes, the prediction log) or that exercise the data plane's protocol
-#: behaviour, which reads endpoint definitions once. They run on the SQLite pass only; every
-#: other test also runs on the PostgreSQL pass.
+#: codecs, runtimes, the prediction log), that exercise the data plane's protocol
+#: behaviour, which reads endpoint definitions once, or that test how processes behave
+#: (a server's start-up order and graceful shutdown, the smoke gate's child process, the
+#: exit codes of ``lockgate validate``) with the same registry calls other files run on both
+#: databases. They run on the SQLite pass only; every other test also runs on the
+#: PostgreSQL pass.
 DATABASE_INDEPENDENT = (
     "tests/test_docs.py",
     "tests/test_import_direction.py",
@@ -77,6 +80,8 @@ DATABASE_INDEPENDENT = (
     "tests/audit/test_audit_imports.py",
     "tests/cli/test_predictions_cli.py",
     "tests/gates/test_fairness_metrics.py",
+    "tests/gates/test_smoke_gate.py",
+    "tests/gates/test_validate_cli.py",
     "tests/monitoring/",
     "tests/monitoring_service/test_quality.py",
     "tests/monitoring_service/test_report_html.py",
@@ -89,6 +94,8 @@ DATABASE_INDEPENDENT = (
     "tests/serving/test_oip.py",
     "tests/serving/test_mlflow.py",
     "tests/serving/test_batching.py",
+    "tests/serving/test_shutdown.py",
+    "tests/serving/test_startup.py",
     "tests/serving/test_metrics.py",
     "tests/store/",
 )
