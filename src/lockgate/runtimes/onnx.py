@@ -125,10 +125,10 @@ class OnnxRuntime(Runtime):
             columns = [batch.columns[n] for n in batch.names]
         else:
             raise SchemaError(
-                f"the ONNX model takes inputs {names}; got columns {batch.names}",
+                f"the ONNX model takes inputs {names}; got columns {list(batch.names)}",
                 field="columns",
                 expected=names,
-                got=batch.names,
+                got=list(batch.names),
             )
         feed = {}
         for (name, dtype), values in zip(inputs, columns, strict=True):

@@ -27,13 +27,19 @@ import numpy as np
 import pandas as pd
 
 from lockgate.batch import Batch
-from lockgate.errors import ModelLoadError, PredictionError, UntrustedArtifactError
+from lockgate.errors import (
+    LockgateError,
+    ModelLoadError,
+    PredictionError,
+    UntrustedArtifactError,
+)
 from lockgate.runtimes._util import (
     artifact_file,
     folder_has,
     import_framework,
     load_error,
     predicting,
+    prediction_error,
 )
 from lockgate.runtimes.base import Runtime
 from lockgate.runtimes.finite import nonfinite_error, numeric, refusal_error
@@ -298,9 +304,12 @@ class SklearnRuntime(Runtime):
         config = _sklearn_config()
         assumed = config["assume_finite"]
         config["assume_finite"] = True
-        try:
-            with predicting(self.flavor):
-                return np.asarray(model.predict(X))
+        try:  # what predicting() does, without a context manager's ~1.5 us per call
+            return np.asarray(model.predict(X))
+        except LockgateError:
+            raise
+        except Exception as exc:
+            raise prediction_error(self.flavor, exc) from exc
         finally:
             config["assume_finite"] = assumed
 

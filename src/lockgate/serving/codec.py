@@ -106,7 +106,8 @@ def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
         raise InvalidInputError.for_field("inputs", "a non-empty list of tensors", inputs)
     offset = [0]
     bools = _may_hold_booleans(body)
-    tensors = [_decode_tensor(t, i, binary, offset, bools) for i, t in enumerate(inputs)]
+    plain = len(body) >= PLAIN_MIN_BYTES and not bools and _only_numbers_in_data(body, doc)
+    tensors = [_decode_tensor(t, i, binary, offset, bools, plain) for i, t in enumerate(inputs)]
     if binary is not None and offset[0] != len(binary):
         raise InvalidInputError.for_field(
             "body",
@@ -137,6 +138,67 @@ def _may_hold_booleans(body: bytes) -> bool:
     return False
 
 
+#: bodies from this size on are checked for holding nothing but numbers in their tensors'
+#: ``data`` (:func:`_only_numbers_in_data`, ~2 us), which lets float tensors skip NumPy's
+#: type inference (~9 us per 1,000 values)
+PLAIN_MIN_BYTES = 4096
+
+
+def _only_numbers_in_data(body: bytes, doc: dict[str, Any]) -> bool:
+    """Whether every tensor's ``data`` in the JSON text holds numbers only (no string, no
+    ``null``; booleans are looked for by :func:`_may_hold_booleans`). Every JSON string,
+    key or value, is written between two ``"`` (an escaped quote inside one adds more), so
+    when the body holds exactly twice as many as there are strings outside the ``data``
+    lists, those lists hold none. ``null`` has an ``l`` at its third and fourth byte, like
+    ``false``: only each ``l`` is looked at."""
+    i = body.find(b"l")
+    while i != -1:
+        if i >= 2 and body[i - 2 : i + 2] == b"null":
+            return False
+        i = body.find(b"l", i + 1)
+    expected = 2 * _strings_outside_data(doc)
+    seen = 0
+    i = body.find(b'"')  # memchr: a tenth of what bytes.count costs here
+    while i != -1:
+        seen += 1
+        if seen > expected:
+            return False
+        i = body.find(b'"', i + 1)
+    return seen == expected
+
+
+def _strings_outside_data(doc: dict[str, Any]) -> int:
+    """JSON strings (keys included) of an OIP request, not counting its tensors' ``data``."""
+    n = 0
+    for key, value in doc.items():
+        n += 1
+        if key == "inputs" and value.__class__ is list:
+            for t in value:
+                if t.__class__ is dict:
+                    for k, v in t.items():
+                        n += 1 if k == "data" else 1 + _strings_in(v)
+                else:
+                    n += _strings_in(t)
+        else:
+            n += _strings_in(value)
+    return n
+
+
+def _strings_in(value: Any) -> int:
+    cls = value.__class__
+    if cls is str:
+        return 1
+    if cls is dict:
+        return sum(1 + _strings_in(v) for v in value.values())
+    if cls is list:
+        return sum(_strings_in(v) for v in value if v.__class__ in _CONTAINERS)
+    return 0
+
+
+_CONTAINERS = (str, dict, list)
+_FLOATS = frozenset({"float16", "float32", "float64"})
+
+
 def _first_boolean(values: list[Any]) -> bool | None:
     """The first JSON ``true`` or ``false`` of a (nested) list, None when it holds none."""
     return next((v for v in _flatten(values) if v is True or v is False), None)
@@ -148,6 +210,7 @@ def _decode_tensor(
     binary: memoryview | None = None,
     offset: list[int] | None = None,
     bools: bool = True,
+    plain: bool = False,
 ) -> OipTensor:
     where = f"inputs[{i}]"
     if not isinstance(t, dict):
@@ -176,7 +239,7 @@ def _decode_tensor(
     if not isinstance(data, list):
         data = [data]
     expected = math.prod(shape)
-    arr = _to_array(data, datatype, where, bools)
+    arr = _to_array(data, datatype, where, bools, plain)
     if arr.size != expected:
         raise InvalidInputError(
             f"{where}: data has {arr.size} elements but shape {shape} needs {expected}",
@@ -263,11 +326,21 @@ def _binary_tensor(
     return arr
 
 
-def _to_array(data: list[Any], datatype: str, where: str, bools: bool = True) -> np.ndarray:
+def _to_array(
+    data: list[Any], datatype: str, where: str, bools: bool = True, plain: bool = False
+) -> np.ndarray:
     """The values of a JSON ``data`` list as an array of the datatype, refusing anything
     else (strings or booleans for numbers, numbers for BOOL, values out of range). ``bools``
-    False says the body holds no JSON boolean, which spares looking for them."""
+    False says the body holds no JSON boolean, which spares looking for them; ``plain``
+    says every ``data`` of the body holds numbers only (:func:`_only_numbers_in_data`)."""
     dtype = OIP_TO_NUMPY[datatype]
+    if plain and dtype in _FLOATS:
+        try:  # numbers only: straight to float64, in one pass (a nested list refuses)
+            values = np.fromiter(data, np.float64, len(data))
+        except (TypeError, ValueError, OverflowError):
+            pass  # nested, or an integer beyond float64: the general path below
+        else:
+            return values if dtype == "float64" else _narrow_float(values, dtype, where)
     if dtype == "string":
         flat = _flatten(data)
         if not all(isinstance(v, str) for v in flat):
@@ -290,7 +363,9 @@ def _to_array(data: list[Any], datatype: str, where: str, bools: bool = True) ->
             )
         return raw.reshape(-1)
     if kind == "b" or kind not in "iuf":
-        raise InvalidInputError.for_field(f"{where}.data", f"numbers for {datatype}", _sample(raw))
+        raise InvalidInputError.for_field(
+            f"{where}.data", f"numbers for {datatype}", _first_non_number(data, raw)
+        )
     bad = _first_boolean(data) if bools else None  # NumPy made 1/0 of true/false
     if bad is not None:
         raise InvalidInputError.for_field(f"{where}.data", f"numbers for {datatype}", bad)
@@ -306,18 +381,23 @@ def _to_array(data: list[Any], datatype: str, where: str, bools: bool = True) ->
                 f"values in the {datatype} range [{info.min}, {info.max}]",
                 int(raw.max()) if int(raw.max()) > info.max else int(raw.min()),
             )
-    if dtype in ("float16", "float32"):  # JSON numbers are finite: inf means overflow
-        with np.errstate(over="ignore"):
-            out = raw.reshape(-1).astype(dtype)
-        if not np.isfinite(out).all():
-            info = np.finfo(dtype)
-            raise InvalidInputError.for_field(
-                f"{where}.data",
-                f"values in the {datatype} range [{info.min}, {info.max}]",
-                _sample(raw.reshape(-1)[~np.isfinite(out)]),
-            )
-        return out
+    if dtype in ("float16", "float32"):
+        return _narrow_float(raw.reshape(-1), dtype, where)
     return raw.reshape(-1).astype(dtype, copy=False)
+
+
+def _narrow_float(raw: np.ndarray, dtype: str, where: str) -> np.ndarray:
+    """Flat numbers as float16 or float32; JSON numbers are finite, so inf means overflow."""
+    with np.errstate(over="ignore"):
+        out = raw.astype(dtype)
+    if not np.isfinite(out).all():
+        info = np.finfo(dtype)
+        raise InvalidInputError.for_field(
+            f"{where}.data",
+            f"values in the {NUMPY_TO_OIP[dtype]} range [{info.min}, {info.max}]",
+            _sample(raw[~np.isfinite(out)]),
+        )
+    return out
 
 
 def _exact_uint64(data: list[Any], raw: np.ndarray) -> np.ndarray:
@@ -346,6 +426,12 @@ def _flatten(data: list[Any]) -> list[Any]:
         else:
             stack.pop()
     return out
+
+
+def _first_non_number(data: list[Any], raw: np.ndarray) -> Any:
+    """The value to name in a "numbers expected" refusal: the first that is not one."""
+    bad = (v for v in _flatten(data) if v.__class__ not in (int, float))
+    return next(bad, _sample(raw))
 
 
 def _sample(raw: np.ndarray) -> Any:

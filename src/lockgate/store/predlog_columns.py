@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from lockgate.batch import MatrixColumns
 from lockgate.store.predlog_format import INPUT_PREFIX, OUTPUT, OUTPUT_PREFIX, LogBatch
 from lockgate.store.predlog_segment import INPUTS, RAW_KINDS, SegmentData, aligned_empty
 
@@ -47,6 +48,12 @@ class Snapshot:
         if self.channel is not None and self.buffers:
             self.channel.spare.append(self.buffers)
         self.channel, self.buffers = None, []
+
+
+def _matrix_columns(inputs: Any, matrix: Any) -> bool:
+    """Whether ``inputs`` are the columns of ``matrix`` itself (so they all have its dtype
+    and rows: nothing to check column by column)."""
+    return inputs.__class__ is MatrixColumns and inputs.matrix is matrix
 
 
 def _layout(b: LogBatch, rows: int) -> tuple[list[str], list[tuple[Any, tuple[int, ...]]]] | None:
@@ -214,7 +221,9 @@ class Channel:
                 not isinstance(matrix, np.ndarray)
                 or matrix.dtype != dt
                 or matrix.shape != (rows, self._k)
-                or set(map(_DTYPE, inputs.values())) != {dt}
+                or not (
+                    _matrix_columns(inputs, matrix) or set(map(_DTYPE, inputs.values())) == {dt}
+                )
             )
         ):
             matrix = None  # checked column by column instead
@@ -281,16 +290,20 @@ class Channel:
     def _bulk(self, pending: list[LogBatch]) -> list[LogBatch]:
         """Copy in the batches that carry the inputs as one matrix of the channel's dtype
         and one output array of its dtype; return the others (to copy one by one)."""
-        nd = np.ndarray
-        dt, k, names = self._in_dtype, self._k, list(self._in_names)
+        nd, mc = np.ndarray, MatrixColumns
+        dt, k, in_names = self._in_dtype, self._k, self._in_names
+        names = list(in_names)
         out_dt, out_shape = self._out_specs[0]
+        # the names tuple of the last batch that matched (the signature's: the same object
+        # for every request to a version), compared by identity after the first
+        seen: Any = None
         ok: list[LogBatch] = []
         rest: list[LogBatch] = []
         mats: list[np.ndarray] = []
         outs: list[np.ndarray] = []
         rows: list[int] = []
         for b in pending:
-            m, o, n = b.matrix, b.outputs, b.n_rows
+            m, o, n, inp = b.matrix, b.outputs, b.n_rows, b.inputs
             if (
                 b.error is None
                 and m.__class__ is nd
@@ -304,9 +317,23 @@ class Channel:
                 and len(o) == n
                 and o.shape[1:] == out_shape
                 and 0 <= b.status < 2**31
-                and list(b.inputs) == names  # type: ignore[arg-type]
-                and list(map(_DTYPE, b.inputs.values())).count(dt) == k  # type: ignore[union-attr]
+                and (
+                    (
+                        inp.__class__ is mc
+                        and inp.matrix is m  # type: ignore[union-attr]
+                        and (
+                            inp.names is seen  # type: ignore[union-attr]
+                            or tuple(inp.names) == in_names  # type: ignore[union-attr]
+                        )
+                    )
+                    or (
+                        list(inp) == names  # type: ignore[arg-type]
+                        and list(map(_DTYPE, inp.values())).count(dt) == k  # type: ignore[union-attr]
+                    )
+                )
             ):
+                if inp.__class__ is mc and inp.names.__class__ is tuple:  # type: ignore[union-attr]
+                    seen = inp.names  # type: ignore[union-attr]
                 ok.append(b)
                 mats.append(m)
                 outs.append(o)
