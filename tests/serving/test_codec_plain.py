@@ -49,18 +49,24 @@ def _data_holds_strings_or_nulls(doc: dict[str, Any]) -> bool:
 def test_a_string_or_null_in_data_is_never_missed(doc: dict[str, Any]) -> None:
     body = orjson.dumps(doc)
     if _only_numbers_in_data(body, orjson.loads(body)):
-        booleans = b"true" in body or b"false" in body
-        assert booleans or not _data_holds_strings_or_nulls(doc)
+        assert not _data_holds_strings_or_nulls(doc)
 
 
-@given(st.lists(numbers, max_size=50), st.text(), st.text())
+@given(
+    st.lists(numbers, max_size=50),
+    st.text() | st.sampled_from(["null", "a\\", 'say "hi"']),
+    st.text(),
+)
 def test_numbers_alone_are_seen_as_such(data: list[Any], rid: str, name: str) -> None:
     doc = {
         "id": rid,
         "inputs": [{"name": name, "datatype": "FP64", "shape": [len(data)], "data": data}],
     }
     body = orjson.dumps(doc)
-    assert _only_numbers_in_data(body, orjson.loads(body)) == ('\\"' not in body.decode())
+    # the look is conservative: a quote inside a string (written escaped, one more quote)
+    # or "null" anywhere (say in the id) makes it say no
+    quoted = '"' in rid or '"' in name
+    assert _only_numbers_in_data(body, orjson.loads(body)) == (not quoted and b"null" not in body)
 
 
 def _body(data: list[Any], datatype: str = "FP64", **extra: Any) -> bytes:
