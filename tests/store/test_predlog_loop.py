@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lockgate.batch import MatrixColumns
 from lockgate.store import predlog as predlog_mod
 from lockgate.store import predlog_writer
 from lockgate.store.predlog import LogBatch, PredictionLog
@@ -30,10 +31,13 @@ def make(path: Path, **kw: Any) -> PredictionLog:
     return PredictionLog(path, **kw)
 
 
+NAMES = ("x0", "x1", "x2")
+
+
 def served(i: int, rows: int = 1, *, ts: float | None = None) -> LogBatch:
-    """A record as the data plane makes it: columns that are views of the decoded matrix."""
+    """A record as the data plane makes it: the decoded matrix and its columns by name."""
     m = np.arange(rows * 3, dtype=np.float64).reshape(rows, 3) + i * 1000
-    inputs = {f"x{j}": m[:, j] for j in range(3)}
+    inputs = MatrixColumns(NAMES, m)
     out = (m[:, 0] > 0).astype(np.int64)
     at = T0 + i * 1e-3 if ts is None else ts
     return LogBatch(f"r{i}", "ep", "m", 1, "primary", at, inputs, out, 0.5, 200, None, rows, m)
@@ -186,13 +190,17 @@ def test_bulk_copies_match_one_by_one_copies(tmp_path: Path) -> None:
             m = b.matrix.astype(np.float32)  # type: ignore[union-attr]
             b.matrix, b.inputs = m, {f"x{j}": m[:, j] for j in range(3)}
         elif kind == 3:  # an int column under a float matrix: the column stays int
-            b.inputs["x1"] = b.inputs["x1"].astype(np.int64)  # type: ignore[index]
+            b.inputs = {**b.inputs, "x1": b.inputs["x1"].astype(np.int64)}  # type: ignore[dict-item]
         elif kind == 4:  # the columns in another order
             b.inputs = dict(reversed(list(b.inputs.items())))  # type: ignore[union-attr]
         elif kind == 5:  # another output dtype
             b.outputs = b.outputs.astype(np.float64)  # type: ignore[union-attr]
         elif kind == 6:  # n_rows left out
             b.n_rows = 0
+        elif kind == 7:  # the columns as a dict of views (not the matrix's own mapping)
+            b.inputs = dict(b.inputs.items())  # type: ignore[union-attr]
+        elif kind == 8:  # the matrix's own mapping, its names in another order
+            b.inputs = MatrixColumns(NAMES[::-1], b.matrix)  # type: ignore[arg-type]
         batches.append(b)
     bulk, single = make(tmp_path / "bulk"), make(tmp_path / "single")
     bulk.submit_nowait(served(10_000))
@@ -208,6 +216,21 @@ def test_bulk_copies_match_one_by_one_copies(tmp_path: Path) -> None:
     assert list(a.columns) == list(b.columns)
     for col in a.columns:
         assert a[col].tolist() == b[col].tolist(), col
+
+
+def test_the_matrix_own_columns_are_copied_in_bulk(tmp_path: Path) -> None:
+    """Batches whose inputs are their matrix's own columns (what the data plane sends) take
+    the bulk copy without a look at each column; names in another order do not."""
+    from lockgate.store.predlog_columns import new_channel
+
+    ch = new_channel(served(0, 2), 2)
+    assert ch is not None
+    fits = [served(i, 3) for i in range(1, 6)]
+    other = served(6, 3)
+    other.inputs = MatrixColumns(NAMES[::-1], other.matrix)  # type: ignore[arg-type]
+    assert ch._bulk([*fits, other]) == [other]
+    assert ch.n_req == 5 and ch.n_rows == 15
+    np.testing.assert_array_equal(ch.bufs[0][:15], np.concatenate([b.matrix for b in fits]))
 
 
 def test_a_large_snapshot_goes_to_the_writer_thread(tmp_path: Path) -> None:

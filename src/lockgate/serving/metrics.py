@@ -147,29 +147,27 @@ class ServingMetrics:
 
     def for_version(self, endpoint: str, version: int, role: str) -> VersionMetrics:
         v = str(version)
-        stats = self.requests.stats(endpoint, v, role)
         return VersionMetrics(
             self,
             endpoint,
             v,
             role,
-            stats=stats,
             batch_rows=self.batch_rows.labels(endpoint, v),
             queue_rows=self.queue_rows.labels(endpoint, v),
-            observe=stats.observe,
+            observe=self.requests.stats(endpoint, v, role).observe,
         )
 
 
 @dataclass
 class VersionMetrics:
     """A version's metrics, resolved once, so the hot path does no label lookups;
-    ``observe(code, seconds, n_rows)`` counts one answered request."""
+    ``observe(code, seconds, n_rows)`` counts one answered request (its
+    :meth:`RequestStats.observe`)."""
 
     parent: ServingMetrics
     endpoint: str
     version: str
     role: str
-    stats: RequestStats
     batch_rows: Histogram
     queue_rows: Gauge
     observe: Callable[[int, float, int], None]

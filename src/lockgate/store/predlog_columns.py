@@ -290,13 +290,10 @@ class Channel:
     def _bulk(self, pending: list[LogBatch]) -> list[LogBatch]:
         """Copy in the batches that carry the inputs as one matrix of the channel's dtype
         and one output array of its dtype; return the others (to copy one by one)."""
-        nd, mc = np.ndarray, MatrixColumns
+        nd = np.ndarray
         dt, k, in_names = self._in_dtype, self._k, self._in_names
         names = list(in_names)
         out_dt, out_shape = self._out_specs[0]
-        # the names tuple of the last batch that matched (the signature's: the same object
-        # for every request to a version), compared by identity after the first
-        seen: Any = None
         ok: list[LogBatch] = []
         rest: list[LogBatch] = []
         mats: list[np.ndarray] = []
@@ -318,22 +315,13 @@ class Channel:
                 and o.shape[1:] == out_shape
                 and 0 <= b.status < 2**31
                 and (
-                    (
-                        inp.__class__ is mc
-                        and inp.matrix is m  # type: ignore[union-attr]
-                        and (
-                            inp.names is seen  # type: ignore[union-attr]
-                            or tuple(inp.names) == in_names  # type: ignore[union-attr]
-                        )
-                    )
+                    (_matrix_columns(inp, m) and tuple(inp.names) == in_names)  # type: ignore[union-attr]
                     or (
                         list(inp) == names  # type: ignore[arg-type]
                         and list(map(_DTYPE, inp.values())).count(dt) == k  # type: ignore[union-attr]
                     )
                 )
             ):
-                if inp.__class__ is mc and inp.names.__class__ is tuple:  # type: ignore[union-attr]
-                    seen = inp.names  # type: ignore[union-attr]
                 ok.append(b)
                 mats.append(m)
                 outs.append(o)
