@@ -13,8 +13,11 @@ An artifact is such a file or a folder holding ``model.skops`` (or ``model.jobli
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import sys
 import threading
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -160,6 +163,94 @@ class _DeferredEstimatorNames(list):  # type: ignore[type-arg]
         return repr(self._names())
 
 
+# The same import also names the module of each of ~400 SciPy and NumPy ufuncs, which have
+# no ``__module__``: skops's ``whichmodule`` asks every loaded module in import order,
+# ``getattr(module, name, None)``, until one holds the object. A miss costs ~2 us (the
+# attribute error is raised and cleared inside ``getattr``; more in modules with a
+# ``__getattr__``), and a server has 700-800 modules loaded before SciPy's: 0.15-0.25 s of
+# its start-up. :func:`_first_module_holding` gives the same answer from the modules'
+# dictionaries, asking ``getattr`` only where a dictionary may not say it all.
+
+_MODULE_TYPE_NAMES = frozenset(dir(ModuleType))
+
+
+def _first_module_holding(whichmodule: Callable[[Any, str], str]) -> Callable[[Any, str], str]:
+    """skops's ``whichmodule`` (the first loaded module, in import order, whose attribute
+    ``name`` is ``obj``), answered from module dictionaries. A plain module without a
+    ``__getattr__`` holds an attribute that is not one of its type's exactly when its
+    ``__dict__`` does; any other module, name or object goes through the original."""
+
+    def find(obj: Any, name: str) -> str:
+        if getattr(obj, "__module__", None) is not None or "." in name:
+            return whichmodule(obj, name)
+        if name in _MODULE_TYPE_NAMES:
+            return whichmodule(obj, name)
+        with warnings.catch_warnings():  # as skops: numpy.core's deprecation warnings
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for module_name, module in sys.modules.copy().items():
+                if module_name in ("__main__", "__mp_main__") or module is None:
+                    continue
+                if module.__class__ is ModuleType:
+                    d = module.__dict__
+                    if "__getattr__" not in d:
+                        if d.get(name, _MISSING) is obj:
+                            return module_name
+                        continue
+                try:
+                    found = getattr(module, name, None)
+                except (AttributeError, ImportError):
+                    continue
+                if found is obj:
+                    return module_name
+        return "__main__"
+
+    return find
+
+
+_MISSING = object()
+
+
+class _WhichModuleDuringImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """On ``sys.meta_path`` while skops.io is imported: loads ``skops.io._utils`` with its
+    own loader, then swaps its ``whichmodule`` for :func:`_first_module_holding`'s, for the
+    rest of the import; :meth:`undo` puts everything back."""
+
+    NAME = "skops.io._utils"
+
+    def __init__(self) -> None:
+        self._loader: Any = None
+        self._module: ModuleType | None = None
+        self._which: Any = None
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != self.NAME or self._loader is not None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            self._loader, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec: Any) -> ModuleType | None:
+        return self._loader.create_module(spec)  # type: ignore[no-any-return]
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        which = getattr(module, "whichmodule", None)
+        if callable(which):
+            self._module, self._which = module, which
+            module.whichmodule = _first_module_holding(which)  # type: ignore[attr-defined]
+
+    def undo(self) -> None:
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        if self._module is not None:
+            self._module.whichmodule = self._which  # type: ignore[attr-defined]
+            self._module = None
+
+
 def _import_skops_io() -> ModuleType:
     if "skops.io" in sys.modules:  # imported already (None: blocked; the import raises)
         return import_framework("skops.io", "sklearn", "skops")
@@ -169,10 +260,13 @@ def _import_skops_io() -> ModuleType:
             return import_framework("skops.io", "sklearn", "skops")
         real = sklearn_utils.all_estimators
         sklearn_utils.all_estimators = lambda *args, **kwargs: []
+        finder = _WhichModuleDuringImport()
+        sys.meta_path.insert(0, finder)
         try:
             sio = import_framework("skops.io", "sklearn", "skops")
         finally:
             sklearn_utils.all_estimators = real
+            finder.undo()
         trusted = sys.modules.get("skops.io._trusted_types")
         empty = getattr(trusted, "SKLEARN_ESTIMATOR_TYPE_NAMES", None)
         if not isinstance(empty, list) or empty:
