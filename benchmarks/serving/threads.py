@@ -28,7 +28,16 @@ sys.path.insert(0, str(HERE))
 
 import run as bench  # noqa: E402
 
-FIELDS = ("req_s", "main_us", "main_sys_us", "other_us", "other_sys_us", "vol_cs", "invol_cs")
+FIELDS = (
+    "req_s",
+    "main_us",
+    "main_sys_us",
+    "other_us",
+    "other_sys_us",
+    "vol_cs",
+    "invol_cs",
+    "minflt",
+)
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
@@ -46,14 +55,17 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return out
 
 
-def switches(pid: int) -> tuple[int, int]:
-    """(voluntary, involuntary) context switches of the main thread."""
+def switches(pid: int) -> tuple[int, int, int]:
+    """(voluntary, involuntary) context switches of the main thread and minor page faults
+    of the process (every thread)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    minflt = int(raw[raw.rindex(")") + 2 :].split()[7])
     got: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/task/{pid}/status").read_text().splitlines():
         if "ctxt_switches" in line:
             k, v = line.split(":")
             got[k.strip()] = int(v)
-    return got["voluntary_ctxt_switches"], got["nonvoluntary_ctxt_switches"]
+    return got["voluntary_ctxt_switches"], got["nonvoluntary_ctxt_switches"], minflt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                     "other_sys_us": (c1["other_sys"] - c0["other_sys"]) / n * 1e6,
                     "vol_cs": (s1[0] - s0[0]) / n,
                     "invol_cs": (s1[1] - s0[1]) / n,
+                    "minflt": (s1[2] - s0[2]) / n,
                 }
             )
     shutil.rmtree(work / "trash", ignore_errors=True)
@@ -122,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  {name:10} {m['req_s']:7.0f} req/s ({m['req_s'] / base:5.3f} of nolog)  "
             f"event loop {m['main_us']:6.1f} (sys {m['main_sys_us']:5.1f})  "
             f"other threads {m['other_us']:5.1f} (sys {m['other_sys_us']:4.1f})  "
-            f"switches {m['vol_cs']:.3f} vol {m['invol_cs']:.3f} invol"
+            f"switches {m['vol_cs']:.3f} vol {m['invol_cs']:.3f} invol  "
+            f"page faults {m['minflt']:.2f}"
         )
     return 0
 
