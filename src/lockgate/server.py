@@ -229,7 +229,8 @@ def preload_frameworks(settings: Settings) -> list[str]:
     by scanning ``sys.modules`` in import order, a scan that ends sooner the fewer modules
     were imported before SciPy's (``run`` calls this before uvicorn, pandas and the server's
     own modules; skops's import took 0.43 s with 1,180 modules before ``scipy.special`` and
-    0.22 s with 410, measured here). Best
+    0.22 s with 410, measured here; the sklearn runtime has since made each module of the
+    scan cheaper, see ``_first_module_holding`` in :mod:`lockgate.runtimes.sklearn`). Best
     effort: a database that cannot answer (new, or unreachable) preloads nothing, and a
     missing framework is left for the data plane to report."""
     from sqlalchemy import select
