@@ -75,6 +75,35 @@ async def drive(app: App, path: str, bodies: list[bytes], n: int) -> tuple[float
     return cpu, wall
 
 
+def train() -> tuple[Any, np.ndarray]:
+    """The benchmark's model: a LogisticRegression on 10 synthetic float features."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(42)
+    X = rng.normal(size=(5000, 10))
+    y = (X @ rng.normal(size=10) > 0).astype(np.int64)
+    return LogisticRegression().fit(X, y), X
+
+
+def oip_bodies(X: np.ndarray, rows: int) -> list[bytes]:
+    """64 distinct OIP requests of ``rows`` rows each (one FP64 tensor)."""
+    bodies = []
+    for i in range(64):
+        part = X[i * 7 : i * 7 + rows]
+        doc = {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [len(part), 10],
+                    "datatype": "FP64",
+                    "data": part.ravel().tolist(),
+                }
+            ]
+        }
+        bodies.append(orjson.dumps(doc))
+    return bodies
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=20000)
@@ -87,16 +116,12 @@ def main() -> None:
     args = p.parse_args()
 
     from floor_app import make_app
-    from sklearn.linear_model import LogisticRegression
 
     from lockgate.client import connect
     from lockgate.server import build
     from lockgate.settings import Settings
 
-    rng = np.random.default_rng(42)
-    X = rng.normal(size=(5000, 10))
-    y = (X @ rng.normal(size=10) > 0).astype(np.int64)
-    model = LogisticRegression().fit(X, y)
+    model, X = train()
     home = Path(tempfile.mkdtemp(prefix="lockgate-hotpath-"))
     with connect(home) as client:
         client.register_model("bench", model, sample=X[:200])
@@ -104,20 +129,7 @@ def main() -> None:
     os.environ["LOCKGATE_HOME"] = str(home)
     settings = Settings(home=home, log_predictions=not args.no_log)
     server = build(settings)
-    bodies = []
-    for i in range(64):
-        rows = X[i * 7 : i * 7 + args.rows]
-        doc = {
-            "inputs": [
-                {
-                    "name": "input-0",
-                    "shape": [len(rows), 10],
-                    "datatype": "FP64",
-                    "data": rows.ravel().tolist(),
-                }
-            ]
-        }
-        bodies.append(orjson.dumps(doc))
+    bodies = oip_bodies(X, args.rows)
     floor = make_app(model)
     path = "/v2/models/bench/infer"
 

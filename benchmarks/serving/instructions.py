@@ -78,31 +78,12 @@ def child(variant: str, rows: int, requests: int, cycle: int, lib: Path, home: P
     """Under callgrind: drive one variant, counting only the measured requests."""
     import gc
 
-    import numpy as np
-    import orjson
     from floor_app import make_app
-    from hotpath import drive
-    from sklearn.linear_model import LogisticRegression
+    from hotpath import drive, oip_bodies, train
 
     ctl = ctypes.CDLL(str(lib))
-    rng = np.random.default_rng(42)
-    X = rng.normal(size=(5000, 10))
-    y = (X @ rng.normal(size=10) > 0).astype(np.int64)
-    model = LogisticRegression().fit(X, y)
-    bodies = []
-    for i in range(64):
-        part = X[i * 7 : i * 7 + rows]
-        doc = {
-            "inputs": [
-                {
-                    "name": "input-0",
-                    "shape": [len(part), 10],
-                    "datatype": "FP64",
-                    "data": part.ravel().tolist(),
-                }
-            ]
-        }
-        bodies.append(orjson.dumps(doc))
+    model, X = train()
+    bodies = oip_bodies(X, rows)
     path = "/v2/models/bench/infer"
     predlog: Any = None
     hooks: dict[str, list[Any]] = {"on_startup": [], "on_shutdown": []}
