@@ -102,37 +102,19 @@ DATABASE_INDEPENDENT = (
 _ROOT = Path(__file__).resolve().parent.parent
 
 
-#: Database-independent files that ``.ci/run``, which runs the two passes side by side
-#: (``LOCKGATE_TEST_SIDE_BY_SIDE=1`` on both), gives to the PostgreSQL pass instead of the
-#: SQLite one, so that the two end at about the same time: on a slow machine the SQLite
-#: pass (every file) ran 848 s against the PostgreSQL pass's 631 s, and these files take
-#: about 95 s alone (on PostgreSQL too). What they test does not depend on the database.
-PG_PASS_INDEPENDENT = (
-    "tests/gates/test_fairness_metrics.py",
-    "tests/monitoring/",
-    "tests/serving/test_shutdown.py",
-)
-SIDE_BY_SIDE = os.environ.get("LOCKGATE_TEST_SIDE_BY_SIDE") == "1"
-
-
-def _listed(rel: str, paths: tuple[str, ...]) -> bool:
-    return any(rel == p or (p.endswith("/") and rel.startswith(p)) for p in paths)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On the PostgreSQL pass (LOCKGATE_TEST_DATABASE_URL set), deselect the
-    database-independent files listed above; they run on the SQLite pass. Side by side
-    (``.ci/run``), :data:`PG_PASS_INDEPENDENT` runs on the PostgreSQL pass instead."""
-    if not PG_URL and not SIDE_BY_SIDE:
+    database-independent files listed above; they ran on the SQLite pass."""
+    if not PG_URL:
         return
     keep: list[pytest.Item] = []
     skipped: list[pytest.Item] = []
     for item in items:
         rel = Path(str(item.fspath)).resolve().relative_to(_ROOT).as_posix()
-        moved = SIDE_BY_SIDE and _listed(rel, PG_PASS_INDEPENDENT)
-        # the PostgreSQL pass drops what the SQLite pass runs, and the other way round
-        drop = (_listed(rel, DATABASE_INDEPENDENT) and not moved) if PG_URL else moved
-        (skipped if drop else keep).append(item)
+        independent = any(
+            rel == p or (p.endswith("/") and rel.startswith(p)) for p in DATABASE_INDEPENDENT
+        )
+        (skipped if independent else keep).append(item)
     if skipped:
         config.hook.pytest_deselected(items=skipped)
         items[:] = keep
