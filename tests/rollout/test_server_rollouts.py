@@ -152,8 +152,10 @@ def test_healthy_candidate_walks_the_steps_and_becomes_champion(
     assert walked == [5, 25, 50, 100]
     assert client.get_version("m@champion").version == 2
     assert client.workspace.endpoints.get("m").policy.primary == 2
-    m = httpx.get(f"{live.url}/metrics").text
-    assert 'lockgate_rollout_transitions_total{action="promote",endpoint="m"} 1.0' in m
+    # the controller counts a transition once record_analysis has stored it, and the data
+    # plane can serve the new weights in between: wait for the count, do not assume it
+    promoted = 'lockgate_rollout_transitions_total{action="promote",endpoint="m"} 1.0'
+    wait_for(lambda: promoted in httpx.get(f"{live.url}/metrics").text, 10)
 
 
 def test_failing_shadow_fails_no_user_request(live: RunningServer, client: Client) -> None:
