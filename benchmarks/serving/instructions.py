@@ -86,7 +86,7 @@ def child(variant: str, rows: int, requests: int, cycle: int, lib: Path, home: P
     bodies = oip_bodies(X, rows)
     path = "/v2/models/bench/infer"
     predlog: Any = None
-    hooks: dict[str, list[Any]] = {"on_startup": [], "on_shutdown": []}
+    startup: list[Any] = []  # the app's start-up hooks (the floor has none)
     if variant == "floor":
         app = make_app(model)
     else:
@@ -103,10 +103,10 @@ def child(variant: str, rows: int, requests: int, cycle: int, lib: Path, home: P
         settings = Settings(home=home, log_predictions=variant == "lockgate", log_flush_interval=60)
         server = build(settings)
         app, predlog = server.app, server.predlog
-        hooks = {"on_startup": server.app.on_startup, "on_shutdown": server.app.on_shutdown}
+        startup = server.app.on_startup
 
     async def run() -> None:
-        for hook in hooks["on_startup"]:
+        for hook in startup:
             await hook()
         gc.collect()
         gc.freeze()  # as `lockgate server` once it is up
