@@ -173,6 +173,7 @@ class _DeferredEstimatorNames(list):  # type: ignore[type-arg]
 # imports went from 0.40 to 0.31 s (best of four, on a slow day of the development VM).
 
 _MODULE_TYPE_NAMES = frozenset(dir(ModuleType))
+_MISSING = object()
 
 
 def _first_module_holding(whichmodule: Callable[[Any, str], str]) -> Callable[[Any, str], str]:
@@ -182,9 +183,11 @@ def _first_module_holding(whichmodule: Callable[[Any, str], str]) -> Callable[[A
     ``__dict__`` does; any other module, name or object goes through the original."""
 
     def find(obj: Any, name: str) -> str:
-        if getattr(obj, "__module__", None) is not None or "." in name:
-            return whichmodule(obj, name)
-        if name in _MODULE_TYPE_NAMES:
+        if (
+            getattr(obj, "__module__", None) is not None
+            or "." in name
+            or name in _MODULE_TYPE_NAMES
+        ):
             return whichmodule(obj, name)
         with warnings.catch_warnings():  # as skops: numpy.core's deprecation warnings
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -206,9 +209,6 @@ def _first_module_holding(whichmodule: Callable[[Any, str], str]) -> Callable[[A
         return "__main__"
 
     return find
-
-
-_MISSING = object()
 
 
 class _WhichModuleDuringImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
