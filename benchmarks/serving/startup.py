@@ -1,6 +1,6 @@
 """Time to ready of ``lockgate server``: process spawn to ``/v2/health/ready`` 200.
 
-    python benchmarks/serving/startup.py [--runs 5] [--importtime] [--profile]
+    python benchmarks/serving/startup.py [--runs 5] [--floor] [--importtime] [--profile]
 
 Registers a scikit-learn ``LogisticRegression`` (10 float features, saved with skops, the
 default) in a temporary workspace, deploys it with ``lockgate deploy``, then starts
@@ -11,6 +11,10 @@ min and max, and the load average (the figures only mean something next to it). 
 bytecode is compiled first, as ``pip install`` or any earlier start leaves it (where
 ``PYTHONDONTWRITEBYTECODE`` is set, an editable install would otherwise compile every module
 at each start).
+
+``--floor`` also times the floor of ``run.py`` (``floor_app.py``: uvicorn, the same model
+loaded with joblib, no registry, database or validation), one start after each of Lockgate's,
+and prints both medians: what the machine itself needs to import scikit-learn and serve.
 
 ``--importtime`` adds one start under ``python -X importtime`` and prints the slowest
 imports (cumulative) up to ready; ``--profile`` one start under cProfile, printing
@@ -32,12 +36,13 @@ from contextlib import suppress
 from pathlib import Path
 
 import httpx
+import joblib
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import cache_bytecode, free_port, tree_cpu  # noqa: E402
+from run import cache_bytecode, floor_system, free_port, tree_cpu  # noqa: E402
 
 MODEL = "bench"
 N_FEATURES = 10
@@ -56,6 +61,7 @@ def make_home(work: Path) -> Path:
     home = work / "home"
     with connect(home) as client:
         client.register_model(MODEL, model, sample=X[:200])
+    joblib.dump(model, work / "model.joblib")  # the floor's copy (see --floor)
     env = {**os.environ, "LOCKGATE_HOME": str(home)}
     cmd = [sys.executable, "-m", "lockgate.cli", "deploy", MODEL, "--version", "1"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -102,6 +108,16 @@ def start_once(
             raise SystemExit(f"server ignored SIGTERM; see {log}") from None
         if code != 0:
             raise SystemExit(f"server exited with {code} on SIGTERM; see {log}")
+
+
+def floor_once(work: Path) -> tuple[float, float]:
+    """Start the floor once (its model saved by :func:`make_home`); (wall s, CPU s) to ready."""
+    system = floor_system(work / "model.joblib", work)
+    try:
+        wall = system.start(timeout=60)
+        return wall, system.info["ready_cpu_s"]
+    finally:
+        system.stop()
 
 
 def importtime_report(log: Path, top: int) -> None:
@@ -164,6 +180,7 @@ def profile_once(home: Path, log: Path, top: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=5, help="cold starts to time")
+    p.add_argument("--floor", action="store_true", help="also time the floor's starts")
     p.add_argument("--importtime", action="store_true", help="also one -X importtime start")
     p.add_argument("--profile", action="store_true", help="also one start under cProfile")
     p.add_argument("--top", type=int, default=30, help="rows of --importtime/--profile")
@@ -177,11 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     wall: list[float] = []
     cpu: list[float] = []
+    floor_wall: list[float] = []
     for i in range(args.runs):
         w, c = start_once(home, work / f"server-{i}.log")
         wall.append(w)
         cpu.append(c)
-        print(f"run {i + 1}: ready in {w:.2f} s wall, {c:.2f} s CPU", flush=True)
+        line = f"run {i + 1}: ready in {w:.2f} s wall, {c:.2f} s CPU"
+        if args.floor:
+            fw, fc = floor_once(work)
+            floor_wall.append(fw)
+            line += f"; floor {fw:.2f} s wall, {fc:.2f} s CPU"
+        print(line, flush=True)
     load_after = os.getloadavg()
     if wall:
         print(
@@ -189,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
             f"(min {min(wall):.2f}, max {max(wall):.2f}) over {len(wall)} runs; "
             f"CPU median {statistics.median(cpu):.2f} s "
             f"(min {min(cpu):.2f}, max {max(cpu):.2f})"
+        )
+    if floor_wall:
+        print(
+            f"floor: median {statistics.median(floor_wall):.2f} s "
+            f"(min {min(floor_wall):.2f}, max {max(floor_wall):.2f}); Lockgate - floor: "
+            f"{statistics.median(w - f for w, f in zip(wall, floor_wall, strict=True)):+.2f} s "
+            "(median of the runs' differences)"
         )
         print(
             "load average before "
