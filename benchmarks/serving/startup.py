@@ -213,19 +213,19 @@ def main(argv: list[str] | None = None) -> int:
             f"CPU median {statistics.median(cpu):.2f} s "
             f"(min {min(cpu):.2f}, max {max(cpu):.2f})"
         )
-    if floor_wall:
-        print(
-            f"floor: median {statistics.median(floor_wall):.2f} s "
-            f"(min {min(floor_wall):.2f}, max {max(floor_wall):.2f}); Lockgate - floor: "
-            f"{statistics.median(w - f for w, f in zip(wall, floor_wall, strict=True)):+.2f} s "
-            "(median of the runs' differences)"
-        )
         print(
             "load average before "
             + " ".join(f"{x:.2f}" for x in load_before)
             + ", after "
             + " ".join(f"{x:.2f}" for x in load_after)
             + f" ({os.cpu_count()} CPUs)"
+        )
+    if floor_wall:
+        print(
+            f"floor: median {statistics.median(floor_wall):.2f} s "
+            f"(min {min(floor_wall):.2f}, max {max(floor_wall):.2f}); Lockgate - floor: "
+            f"{statistics.median(w - f for w, f in zip(wall, floor_wall, strict=True)):+.2f} s "
+            "(median of the runs' differences)"
         )
     if args.importtime:
         log = work / "server-importtime.log"
