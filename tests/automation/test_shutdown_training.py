@@ -142,7 +142,8 @@ def test_ctrl_c_on_pipeline_run_takes_the_training_child_down(
     cli = subprocess.Popen(
         [sys.executable, "-m", "lockgate.cli", "pipeline", "run", "m", "--data", str(data),
          "--json"],
-        env={**env, "SLEEPY_TRAIN_PIDS": str(pids_file)},
+        # PYTHONFAULTHANDLER: a SIGABRT makes it print every thread's stack (see below)
+        env={**env, "SLEEPY_TRAIN_PIDS": str(pids_file), "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -153,7 +154,12 @@ def test_ctrl_c_on_pipeline_run_takes_the_training_child_down(
             pytest.fail(f"the training never started: {cli.communicate()}")
         pids = json.loads(pids_file.read_text())
         cli.send_signal(signal.SIGINT)
-        _, err = cli.communicate(timeout=60)
+        try:
+            _, err = cli.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # say where it is stuck, not only that it is
+            cli.send_signal(signal.SIGABRT)
+            _, err = cli.communicate(timeout=30)
+            pytest.fail(f"`lockgate pipeline run` still running 60 s after Ctrl-C:\n{err[-8000:]}")
     finally:
         if cli.poll() is None:
             cli.kill()
