@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -592,18 +592,22 @@ def run_child(
         code: int | None = None
         stopped: str | None = None
         try:
-            while True:
-                try:
-                    code = proc.wait(timeout=max(0.0, min(_POLL, deadline - time.monotonic())))
-                    break
-                except subprocess.TimeoutExpired:
-                    if stop():
-                        how = _kill(proc)
-                        stopped = f"the training process (pid {proc.pid}) was {how}"
+            with _ctrl_c_noted() as ctrl_c:
+                while True:
+                    try:
+                        code = proc.wait(timeout=max(0.0, min(_POLL, deadline - time.monotonic())))
                         break
-                    if time.monotonic() >= deadline:
-                        _kill(proc)
-                        break
+                    except subprocess.TimeoutExpired:
+                        if ctrl_c.is_set():
+                            _kill(proc)
+                            raise KeyboardInterrupt from None
+                        if stop():
+                            how = _kill(proc)
+                            stopped = f"the training process (pid {proc.pid}) was {how}"
+                            break
+                        if time.monotonic() >= deadline:
+                            _kill(proc)
+                            break
         except BaseException:  # the parent is leaving (Ctrl-C): the child goes with it
             _kill(proc)
             raise
@@ -611,6 +615,27 @@ def run_child(
     if stopped is not None:
         log.warning("pipeline child %s stopped for shutdown: %s", job_dir.name, stopped)
     return ChildExit(code, stderr_path.read_text(errors="replace"), stopped)
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted() -> Iterator[threading.Event]:
+    """In the main thread, Ctrl-C (SIGINT) only sets the event it yields while the block runs,
+    for the block to act on at a safe point. A KeyboardInterrupt raised inside
+    ``Popen.wait`` can land between its taking its internal lock and the ``try`` that
+    releases it: every later ``wait`` on that child then blocks forever (seen once in CI: a
+    `lockgate pipeline run` that outlived Ctrl-C). In other threads (a server's) it does
+    nothing: signals reach the main thread only."""
+    noted = threading.Event()
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if previous is None:  # not the main thread, or a handler Python cannot put back
+        yield noted
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: noted.set())
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _relay(proc: subprocess.Popen[str], stages: dict[str, float], say: Progress) -> None:
