@@ -599,8 +599,7 @@ def run_child(
                         break
                     except subprocess.TimeoutExpired:
                         if ctrl_c.is_set():
-                            _kill(proc)
-                            raise KeyboardInterrupt from None
+                            break
                         if stop():
                             how = _kill(proc)
                             stopped = f"the training process (pid {proc.pid}) was {how}"
@@ -608,6 +607,9 @@ def run_child(
                         if time.monotonic() >= deadline:
                             _kill(proc)
                             break
+                if ctrl_c.is_set():  # also when pressed as the child ended by itself
+                    _kill(proc)  # still inside: a second Ctrl-C cannot cut this short
+                    raise KeyboardInterrupt
         except BaseException:  # the parent is leaving (Ctrl-C): the child goes with it
             _kill(proc)
             raise
