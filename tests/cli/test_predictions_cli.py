@@ -16,7 +16,12 @@ from lockgate.cli.predictions import parse_time
 from lockgate.errors import InvalidInputError
 from lockgate.store.predlog import LogBatch, PredictionLog
 
-NOW = time.time()
+
+@pytest.fixture
+def now() -> float:
+    """The test's own now (a time taken at import would age by the minutes a slow suite
+    takes to reach the test, and the last-hour window would lose its oldest record)."""
+    return time.time()
 
 
 @pytest.fixture
@@ -25,7 +30,7 @@ def cli_env(home: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def log(home: Path) -> PredictionLog:
+def log(home: Path, now: float) -> PredictionLog:
     """30 records of `churn`, one every 6 minutes over the last 3 hours (newest 1 minute
     ago), with a tensor input; plus one failed request."""
     plog = PredictionLog(home / "predictions", compact_interval=None)
@@ -37,7 +42,7 @@ def log(home: Path) -> PredictionLog:
                 model="churn-model",
                 version=1 + i // 20,
                 role="primary",
-                ts=NOW - 60 - (29 - i) * 360,
+                ts=now - 60 - (29 - i) * 360,
                 inputs={
                     "age": np.array([20 + i]),
                     "plan": np.array(["basic" if i % 2 else "pro"], dtype=object),
@@ -49,7 +54,7 @@ def log(home: Path) -> PredictionLog:
             )
         )
     plog.submit_nowait(
-        LogBatch("bad", "churn", "churn-model", 2, "primary", NOW - 30, None, None, 0.3, 400,
+        LogBatch("bad", "churn", "churn-model", 2, "primary", now - 30, None, None, 0.3, 400,
                  "age: expected int64, got 'x'")
     )  # fmt: skip
     plog.close()
@@ -121,7 +126,7 @@ def test_export_csv_round_trips(
 
 
 def test_export_window_relative_and_iso(
-    cli_env: dict[str, str], log: PredictionLog, tmp_path: Path
+    cli_env: dict[str, str], log: PredictionLog, tmp_path: Path, now: float
 ) -> None:
     target = tmp_path / "hour.csv"
     code, out, err = run(
@@ -133,8 +138,8 @@ def test_export_window_relative_and_iso(
     # rows at now-60s-k*360s for k = 0..9 are inside the last hour (k=9: now-3300s), + "bad"
     assert ids == [f"q{i:02d}-0" for i in range(20, 30)] + ["bad-0"]
     assert json.loads(out)["rows"] == 11
-    start = pd.Timestamp(NOW - 60 - 29 * 360, unit="s", tz="UTC").isoformat()
-    until = pd.Timestamp(NOW - 60 - 27 * 360, unit="s", tz="UTC").isoformat()
+    start = pd.Timestamp(now - 60 - 29 * 360, unit="s", tz="UTC").isoformat()
+    until = pd.Timestamp(now - 60 - 27 * 360, unit="s", tz="UTC").isoformat()
     code, out, err = run(
         cli_env, "predictions", "export", "churn", "-o", str(target), "--since", start,
         "--until", until,
