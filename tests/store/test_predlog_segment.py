@@ -640,6 +640,150 @@ def test_write_segment_without_direct_io_uses_the_compact_layout(tmp_path: Path)
     _check_written(tmp_path / "plain.seg", plain, 10)
 
 
+class _Calls:
+    """Counts calls of ``os`` functions and passes them on to the real ones."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        for name in names:
+            real = getattr(os, name)
+
+            def spy(*args: Any, _real: Any = real, _name: str = name) -> Any:
+                self.calls.append((_name, args))
+                return _real(*args)
+
+            monkeypatch.setattr(os, name, spy)
+
+    def names(self) -> list[str]:
+        return [n for n, _ in self.calls]
+
+
+needs_rwf_dsync = pytest.mark.skipif(
+    not (hasattr(os, "pwritev") and hasattr(os, "RWF_DSYNC")), reason="no pwritev RWF_DSYNC"
+)
+
+
+@needs_rwf_dsync
+@pytest.mark.parametrize("direct", [True, False], ids=["o_direct", "buffered"])
+def test_a_durable_segment_is_written_and_synced_in_one_system_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool
+) -> None:
+    """One ``pwritev`` with ``RWF_DSYNC`` instead of ``writev`` then ``fsync``: the writer
+    thread gives the GIL up once per segment instead of twice. A write that need not be
+    durable stays a plain ``writev``."""
+    from lockgate.store import predlog_segment
+
+    if not predlog_segment._dsync_ok[0]:
+        pytest.skip("this kernel refused RWF_DSYNC earlier in the run")
+    seg = _aligned_segment(1001, 4, 10)
+    calls = _Calls(monkeypatch, "pwritev", "writev", "fsync")
+    write_segment(tmp_path / "a.seg", seg, direct=DirectIO() if direct else None)
+    assert calls.names() == ["pwritev"]
+    assert calls.calls[0][1][2:] == (0, os.RWF_DSYNC)
+    _check_written(tmp_path / "a.seg", seg, 10)
+    calls.calls.clear()
+    write_segment(tmp_path / "b.seg", seg, direct=None, fsync=False)
+    assert calls.names() == ["writev"]
+    _check_written(tmp_path / "b.seg", seg, 10)
+
+
+@needs_rwf_dsync
+def test_a_kernel_without_rwf_dsync_gets_writev_and_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel older than Linux 4.7 refuses the flag (EOPNOTSUPP): that write and every
+    later one go through ``writev`` and ``fsync``, and read back exactly. Other errors are
+    raised."""
+    from lockgate.store import predlog_segment
+
+    monkeypatch.setattr(predlog_segment, "_dsync_ok", [True])  # restored after the test
+    refusals: list[int] = []
+
+    def old_kernel(*args: Any) -> int:
+        refusals.append(1)
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "pwritev", old_kernel)
+    calls = _Calls(monkeypatch, "writev", "fsync")
+    seg = _aligned_segment(1001, 4, 10)
+    write_segment(tmp_path / "a.seg", seg, direct=DirectIO())
+    write_segment(tmp_path / "b.seg", seg, direct=DirectIO())
+    assert refusals == [1]
+    assert calls.names() == ["writev", "fsync", "writev", "fsync"]
+    _check_written(tmp_path / "a.seg", seg, 10)
+    _check_written(tmp_path / "b.seg", seg, 10)
+
+    monkeypatch.setattr(predlog_segment, "_dsync_ok", [True])
+
+    def disk_full(*args: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwritev", disk_full)
+    with pytest.raises(OSError) as info:
+        write_segment(tmp_path / "c.seg", seg, direct=DirectIO())
+    assert info.value.errno == errno.ENOSPC
+    assert predlog_segment._dsync_ok[0]  # no reason to give the flag up
+
+
+@needs_rwf_dsync
+def test_an_o_direct_write_refused_at_the_write_falls_back_and_keeps_rwf_dsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system that opens with O_DIRECT but refuses the write (EINVAL, as some FUSE
+    and network file systems do): the segment is written buffered, still in one durable
+    call, and the folder is not tried with O_DIRECT again."""
+    import fcntl
+
+    from lockgate.store import predlog_segment
+
+    monkeypatch.setattr(predlog_segment, "_dsync_ok", [True])
+    real = os.pwritev
+    direct_writes: list[int] = []
+
+    def refuses_direct(fd: int, *args: Any) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0):
+            direct_writes.append(fd)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, *args)
+
+    monkeypatch.setattr(os, "pwritev", refuses_direct)
+    seg = _aligned_segment(1001, 4, 10)
+    dio = DirectIO()
+    write_segment(tmp_path / "a.seg", seg, direct=dio)
+    _check_written(tmp_path / "a.seg", seg, 10)
+    assert predlog_segment._dsync_ok[0]
+    if o_direct_works(tmp_path):
+        assert len(direct_writes) == 1
+        assert not dio.usable(tmp_path)
+
+
+def _tag_in_child(conn: Any) -> None:
+    from lockgate.store.predlog_format import file_tag
+
+    conn.send((os.getpid(), file_tag()))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_file_names_carry_the_process_id_of_a_forked_child(tmp_path: Path) -> None:
+    """The process id is read once per process; a forked child names its files with its own
+    (two processes writing one folder must not collide)."""
+    import multiprocessing
+
+    from lockgate.store.predlog_format import file_tag
+
+    parent = file_tag()
+    assert parent.split("-")[0] == str(os.getpid())
+    ctx = multiprocessing.get_context("fork")
+    ours, theirs = ctx.Pipe()
+    child = ctx.Process(target=_tag_in_child, args=(theirs,))
+    child.start()
+    pid, tag = ours.recv()
+    child.join(30)
+    assert child.exitcode == 0
+    assert pid != os.getpid()
+    assert tag.split("-")[0] == str(pid)
+
+
 @pytest.fixture
 def shm_dir() -> Iterator[Path]:
     if not Path("/dev/shm").is_dir():

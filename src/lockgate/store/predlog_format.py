@@ -95,11 +95,16 @@ US_PER_HOUR = 3_600 * 1_000_000
 
 #: one sequence for every writer in the process, so two logs on one folder never collide
 _SEQ = itertools.count()
+#: this process's id, read once (a system call gives up the GIL, and the writer thread then
+#: waits for it back: see docs/performance.md); a forked child reads its own
+_PID = [os.getpid()]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 
 
-def next_seq() -> int:
-    """The next file sequence number of this process."""
-    return next(_SEQ)
+def file_tag() -> str:
+    """``<pid>-<seq>``: what makes a file name of this process unique."""
+    return f"{_PID[0]}-{next(_SEQ)}"
 
 
 @dataclass(slots=True)
@@ -449,10 +454,9 @@ def write_tmp(
     if sources is not None:
         meta[META_SOURCES] = json.dumps(list(sources)).encode()
     table = table.replace_schema_metadata(meta)
-    pid = os.getpid()
     suffix = SEGMENT_SUFFIX if segment else SUFFIX
     while True:
-        final = directory / f"{prefix}{lo}-{pid}-{next(_SEQ)}{suffix}"
+        final = directory / f"{prefix}{lo}-{file_tag()}{suffix}"
         if not final.exists():
             break
     tmp = final.with_name(final.name + TMP_SUFFIX)

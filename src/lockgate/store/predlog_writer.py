@@ -32,10 +32,10 @@ from lockgate.store.predlog_format import (
     TMP_SUFFIX,
     LogBatch,
     build_table,
+    file_tag,
     fsync_dir,
     group_key,
     hour_dir,
-    next_seq,
     publish,
     schema_key,
     split_by_hour,
@@ -210,7 +210,7 @@ class Writer:
         # for the device, which the event loop must not)
         direct = self._direct if durable else None
         enc = lay_out(data, self.root, direct)
-        final = directory / f"{PART_PREFIX}{enc.ts_min_ns}-{os.getpid()}-{next_seq()}{SEG_SUFFIX}"
+        final = directory / f"{PART_PREFIX}{enc.ts_min_ns}-{file_tag()}{SEG_SUFFIX}"
         tmp = final.with_name(final.name + TMP_SUFFIX)
         try:
             write_segment(tmp, data, direct=direct, encoded=enc, fsync=durable)
