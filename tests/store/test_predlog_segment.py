@@ -757,6 +757,29 @@ def test_an_o_direct_write_refused_at_the_write_falls_back_and_keeps_rwf_dsync(
         assert not dio.usable(tmp_path)
 
 
+@needs_rwf_dsync
+def test_a_short_durable_write_is_completed_and_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``pwritev`` that writes less than asked (the kernel may, rarely): the rest is
+    written after it, then fsynced, and the segment reads back exactly."""
+    from lockgate.store import predlog_segment
+
+    monkeypatch.setattr(predlog_segment, "_dsync_ok", [True])
+    real = os.pwritev
+
+    def short(fd: int, chunk: list[Any], offset: int, flags: int) -> int:
+        return real(fd, chunk[:1], offset, flags)  # the header only
+
+    monkeypatch.setattr(os, "pwritev", short)
+    calls = _Calls(monkeypatch, "write", "fsync")
+    seg = _aligned_segment(1001, 4, 10)
+    write_segment(tmp_path / "a.seg", seg, direct=None)
+    assert "write" in calls.names()
+    assert calls.names()[-1] == "fsync"
+    _check_written(tmp_path / "a.seg", seg, 10)
+
+
 def _tag_in_child(conn: Any) -> None:
     from lockgate.store.predlog_format import file_tag
 

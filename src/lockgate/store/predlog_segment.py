@@ -368,13 +368,18 @@ def _write_dsync(fd: int, chunk: list[Any], want: int) -> bool:
             raise
         _dsync_ok[0] = False  # an old kernel: writev and fsync from now on
         return False
-    if n < want:  # a short write (rare): the rest buffered, then fsync
-        rest = b"".join(bytes(c) for c in chunk)[n:]
-        os.lseek(fd, n, os.SEEK_SET)
-        while rest:
-            rest = rest[os.write(fd, rest) :]
+    if n < want:  # a short write (rare): the rest, then fsync
+        _write_rest(fd, chunk, n, 0)
         os.fsync(fd)
     return True
+
+
+def _write_rest(fd: int, chunk: list[Any], n: int, offset: int) -> None:
+    """After a short write of ``n`` bytes of ``chunk`` at ``offset``: write the rest."""
+    rest = b"".join(bytes(c) for c in chunk)[n:]
+    os.lseek(fd, offset + n, os.SEEK_SET)
+    while rest:
+        rest = rest[os.write(fd, rest) :]
 
 
 def _write_all(fd: int, enc: Encoded, fsync: bool = True) -> None:
@@ -390,11 +395,8 @@ def _write_all(fd: int, enc: Encoded, fsync: bool = True) -> None:
         chunk, iov = iov[:_IOV_MAX], iov[_IOV_MAX:]
         want = sum(map(len, chunk))
         n = os.writev(fd, chunk)
-        if n < want:  # a short write (rare): the rest of this chunk, buffered
-            rest = b"".join(bytes(c) for c in chunk)[n:]
-            os.lseek(fd, written + n, os.SEEK_SET)
-            while rest:
-                rest = rest[os.write(fd, rest) :]
+        if n < want:  # a short write (rare): the rest of this chunk
+            _write_rest(fd, chunk, n, written)
         written += want
     if written != enc.size:
         raise AssertionError(f"segment size {written} != {enc.size}")
