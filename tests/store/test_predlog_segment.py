@@ -25,6 +25,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from lockgate.errors import OverloadedError, StoreError
+from lockgate.store import predlog_segment
 from lockgate.store.predlog import LogBatch, PredictionLog
 from lockgate.store.predlog_segment import (
     BLOCK,
@@ -671,8 +672,6 @@ def test_a_durable_segment_is_written_and_synced_in_one_system_call(
     """One ``pwritev`` with ``RWF_DSYNC`` instead of ``writev`` then ``fsync``: the writer
     thread gives the GIL up once per segment instead of twice. A write that need not be
     durable stays a plain ``writev``."""
-    from lockgate.store import predlog_segment
-
     if not predlog_segment._dsync_ok[0]:
         pytest.skip("this kernel refused RWF_DSYNC earlier in the run")
     seg = _aligned_segment(1001, 4, 10)
@@ -694,8 +693,6 @@ def test_a_kernel_without_rwf_dsync_gets_writev_and_fsync(
     """A kernel older than Linux 4.7 refuses the flag (EOPNOTSUPP): that write and every
     later one go through ``writev`` and ``fsync``, and read back exactly. Other errors are
     raised."""
-    from lockgate.store import predlog_segment
-
     monkeypatch.setattr(predlog_segment, "_dsync_ok", [True])  # restored after the test
     refusals: list[int] = []
 
@@ -734,8 +731,6 @@ def test_an_o_direct_write_refused_at_the_write_falls_back_and_keeps_rwf_dsync(
     call, and the folder is not tried with O_DIRECT again."""
     import fcntl
 
-    from lockgate.store import predlog_segment
-
     monkeypatch.setattr(predlog_segment, "_dsync_ok", [True])
     real = os.pwritev
     direct_writes: list[int] = []
@@ -763,8 +758,6 @@ def test_a_short_durable_write_is_completed_and_synced(
 ) -> None:
     """A ``pwritev`` that writes less than asked (the kernel may, rarely): the rest is
     written after it, then fsynced, and the segment reads back exactly."""
-    from lockgate.store import predlog_segment
-
     monkeypatch.setattr(predlog_segment, "_dsync_ok", [True])
     real = os.pwritev
 

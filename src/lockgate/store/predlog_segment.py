@@ -384,12 +384,11 @@ def _write_rest(fd: int, chunk: list[Any], n: int, offset: int) -> None:
 
 def _write_all(fd: int, enc: Encoded, fsync: bool = True) -> None:
     iov = enc.iov()
-    if fsync and len(iov) <= _IOV_MAX:
-        want = sum(map(len, iov))
-        if want != enc.size:
-            raise AssertionError(f"segment size {want} != {enc.size}")
-        if _write_dsync(fd, iov, want):
-            return
+    total = sum(map(len, iov))
+    if total != enc.size:
+        raise AssertionError(f"segment size {total} != {enc.size}")
+    if fsync and len(iov) <= _IOV_MAX and _write_dsync(fd, iov, total):
+        return
     written = 0
     while iov:
         chunk, iov = iov[:_IOV_MAX], iov[_IOV_MAX:]
@@ -398,8 +397,6 @@ def _write_all(fd: int, enc: Encoded, fsync: bool = True) -> None:
         if n < want:  # a short write (rare): the rest of this chunk
             _write_rest(fd, chunk, n, written)
         written += want
-    if written != enc.size:
-        raise AssertionError(f"segment size {written} != {enc.size}")
     if fsync:
         os.fsync(fd)
 
