@@ -131,8 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     base = med["nolog"]["req_s"]
     print(f"{args.workload}, {args.rounds} rounds of {args.duration:g} s, medians; us per request")
     for name, m in med.items():
+        # each round's own ratio: the machine's speed drifts between rounds (by 20% on a
+        # noisy day), which a ratio of medians over all rounds takes in, a paired one not
+        paired = sorted(
+            x["req_s"] / y["req_s"] for x, y in zip(results[name], results["nolog"], strict=True)
+        )
         print(
-            f"  {name:10} {m['req_s']:7.0f} req/s ({m['req_s'] / base:5.3f} of nolog)  "
+            f"  {name:10} {m['req_s']:7.0f} req/s ({m['req_s'] / base:5.3f} of nolog; "
+            f"per round {statistics.median(paired):5.3f}, {paired[0]:.3f}-{paired[-1]:.3f})  "
             f"event loop {m['main_us']:6.1f} (sys {m['main_sys_us']:5.1f})  "
             f"other threads {m['other_us']:5.1f} (sys {m['other_sys_us']:4.1f})  "
             f"switches {m['vol_cs']:.3f} vol {m['invol_cs']:.3f} invol  "

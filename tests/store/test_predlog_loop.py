@@ -256,6 +256,58 @@ def test_a_large_snapshot_goes_to_the_writer_thread(tmp_path: Path) -> None:
     log.close()
 
 
+def test_the_writer_thread_only_makes_system_calls_for_a_large_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under steady traffic the loop takes every channel and lays the large snapshots out
+    (the NumPy work, which gives up the GIL for arrays of a few hundred values and would
+    make the thread wait for it again each time); the thread only writes. It leaves the
+    records that reach a channel meanwhile to the loop's next cycle (taken by the thread
+    they made a second, small file each cycle), unless a flush() waits for them."""
+    from lockgate.store import predlog_columns
+
+    seen: dict[str, set[str]] = {"take": set(), "lay_out": set()}
+    real_take, real_lay_out = predlog_columns.Channel.take, predlog_writer.lay_out
+
+    def take(self: Any, now: float) -> Any:
+        snap = real_take(self, now)
+        if snap is not None:
+            seen["take"].add(threading.current_thread().name)
+        return snap
+
+    def lay_out(*args: Any, **kw: Any) -> Any:
+        seen["lay_out"].add(threading.current_thread().name)
+        return real_lay_out(*args, **kw)
+
+    monkeypatch.setattr(predlog_columns.Channel, "take", take)
+    monkeypatch.setattr(predlog_writer, "lay_out", lay_out)
+    log = make(tmp_path, flush_interval=0.1)
+    rows = 100
+    per_cycle = predlog_mod.LOOP_MAX_BYTES // (rows * 4 * 8) + 20  # 3 inputs, 1 output
+
+    async def main() -> int:
+        log.start(asyncio.get_running_loop())
+        await log.submit(served(0, rows))
+        cycles = log._writer_cycles
+        i = 1
+        for _ in range(8):  # offers keep coming while the thread writes
+            for _ in range(20):
+                await offer_all(log, [served(j, rows) for j in range(i, i + per_cycle // 20)])
+                i += per_cycle // 20
+                await asyncio.sleep(0.1 / 20)
+        assert log._writer_cycles - cycles >= 3
+        loop_only = {k: set(v) for k, v in seen.items()}
+        await asyncio.to_thread(log.flush, 10)  # takes what the channels hold now
+        assert PredictionLog(tmp_path).count("ep") == i * rows
+        assert loop_only == {"take": {"MainThread"}, "lay_out": {"MainThread"}}
+        return i
+
+    n = asyncio.run(main())
+    log.close()
+    got = ids(tmp_path)
+    assert len(got) == len(set(got)) == n * rows
+
+
 def test_a_pause_in_traffic_keeps_the_channel_and_its_capacity(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -515,10 +515,14 @@ class PredictionLog:
         self._queued_rows -= sum(s.data.num_rows for s in snaps)
         return snaps
 
-    def _take_locked(self) -> tuple[list[Item], list[Snapshot]]:
+    def _take_locked(self, channels: bool = True) -> tuple[list[Item], list[Snapshot]]:
         """Under ``self._lock``: everything waiting to be written (the queue empties, the
-        channels start over)."""
-        snaps = self._take_channels_locked()
+        channels start over; without ``channels`` they are left to the event loop's cycle)."""
+        if channels:
+            snaps = self._take_channels_locked()
+        else:
+            snaps, self._retry_snapshots = self._retry_snapshots, []
+            self._queued_rows -= sum(s.data.num_rows for s in snaps)
         snaps += self._for_writer
         self._for_writer = []
         items = list(self._queue)
@@ -526,12 +530,18 @@ class PredictionLog:
         self._queued_rows = 0
         return items, snaps
 
-    def _take(self, channels_only: bool = False) -> tuple[list[Item], list[Snapshot]]:
+    def _take(
+        self, channels_only: bool = False, *, loop_owns_channels: bool = False
+    ) -> tuple[list[Item], list[Snapshot]]:
+        """What to write now. ``loop_owns_channels`` (the writer thread, while the event
+        loop runs its cycles): the channels stay for the loop's next cycle unless a
+        ``flush()`` waits in the queue (it must find every record offered before it)."""
         with self._lock:
             if channels_only:
                 taken: tuple[list[Item], list[Snapshot]] = ([], self._take_channels_locked())
             else:
-                taken = self._take_locked()
+                marker = any(it[0] is None for it in self._queue)
+                taken = self._take_locked(channels=marker or not loop_owns_channels)
             self._woken = False
             room_waiters, self._room_waiters = self._room_waiters, []
             self._room.notify_all()
@@ -567,6 +577,8 @@ class PredictionLog:
                 small = [s for s in snaps if s.data.nbytes < LOOP_MAX_BYTES]
                 if len(small) < len(snaps):  # large ones: the writer thread, O_DIRECT
                     large = [s for s in snaps if s.data.nbytes >= LOOP_MAX_BYTES]
+                    for snap in large:  # laid out here, while the thread sleeps (see prepare)
+                        self._writer.prepare(snap)
                     with self._lock:
                         self._for_writer += large
                         self._queued_rows += sum(s.data.num_rows for s in large)
@@ -624,8 +636,11 @@ class PredictionLog:
             if not (woken or self._stopping or self._loop is None) and self._loop_alive():
                 continue  # the loop writes the channels, and nothing asked for this thread
             self._writer_cycles += 1
+            # while the loop runs its cycles, records still in the channels wait for the
+            # next one: taken here they would make a second, small file every cycle
+            loop_owns = not self._stopping and self._loop is not None and self._loop_alive()
             with self._write_lock:
-                items, snaps = self._take()
+                items, snaps = self._take(loop_owns_channels=loop_owns)
                 with self._seg_lock:  # an event-loop cycle that took records has written them
                     pass
                 self._sync_loop_files()

@@ -22,8 +22,16 @@ import numpy as np
 
 from lockgate.batch import MatrixColumns
 from lockgate.store.predlog_format import INPUT_PREFIX, OUTPUT, OUTPUT_PREFIX, LogBatch
-from lockgate.store.predlog_segment import INPUTS, RAW_KINDS, SegmentData, aligned_empty
+from lockgate.store.predlog_segment import (
+    INPUTS,
+    RAW_KINDS,
+    Encoded,
+    SegmentData,
+    aligned_empty,
+)
 
+#: one segment of a snapshot: its UTC hour, its records and their layout on disk
+Part = tuple[int, SegmentData, Encoded]
 #: rows a new channel's buffers start with (they double when full)
 START_ROWS = 256
 #: write cycles without a record after which a channel lets its spare buffer set go (it
@@ -42,6 +50,8 @@ class Snapshot:
     waiters: list[Any]
     channel: Channel | None = None
     buffers: list[np.ndarray] = field(default_factory=list)
+    #: the segments to write, laid out ahead by :meth:`Writer.prepare` (None: not yet)
+    parts: list[Part] | None = None
 
     def release(self) -> None:
         """Give the buffers back to the channel (any thread: one list append)."""
@@ -390,6 +400,7 @@ class Channel:
             np.array(self.rows, dtype=np.int32),
             columns,
             groups,
+            n,
         )
         waiters, self.waiters = self.waiters, []
         bufs = self.bufs

@@ -116,10 +116,15 @@ class SegmentData:
     columns: dict[str, np.ndarray]  # buffer name -> (rows, ...) per-row values
     #: buffers holding several columns side by side: name -> the columns' canonical names
     groups: dict[str, list[str]] = field(default_factory=dict)
+    #: ``rows.sum()`` when the maker knows it (-1: not known); the sum of a large array
+    #: releases the GIL, which a background thread then waits to take back
+    rows_total: int = -1
 
     @property
     def num_rows(self) -> int:
-        return int(self.rows.sum())
+        if self.rows_total < 0:
+            self.rows_total = int(self.rows.sum())
+        return self.rows_total
 
     @property
     def nbytes(self) -> int:

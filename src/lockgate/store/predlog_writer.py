@@ -42,10 +42,10 @@ from lockgate.store.predlog_format import (
     write_tmp,
 )
 from lockgate.store.predlog_metrics import LogMetrics
-from lockgate.store.predlog_segment import DirectIO, SegmentData, lay_out, write_segment
+from lockgate.store.predlog_segment import DirectIO, Encoded, SegmentData, lay_out, write_segment
 
 if TYPE_CHECKING:
-    from lockgate.store.predlog_columns import Snapshot
+    from lockgate.store.predlog_columns import Part, Snapshot
 
 log = logging.getLogger("lockgate.predlog")
 
@@ -174,9 +174,10 @@ class Writer:
         data, waiters = snap.data, snap.waiters
         staged: list[tuple[Path, Path]] = []
         try:
-            for hour, part in data.split_by_hour():
+            parts = snap.parts if durable and snap.parts is not None else self._parts(data, durable)
+            for hour, part, enc in parts:
                 directory = hour_dir(self.root, data.endpoint, hour)
-                staged.append(self._stage_raw(directory, part, durable))
+                staged.append(self._stage_raw(directory, part, durable, enc))
                 self._mark_dirty(data.endpoint, hour)
             for tmp, final in staged:
                 publish(tmp, final, sync_dir=self.sync and durable)
@@ -202,14 +203,25 @@ class Writer:
         result.notify.extend((w, None) for w in waiters)
         return None
 
-    def _stage_raw(
-        self, directory: Path, data: SegmentData, durable: bool = True
-    ) -> tuple[Path, Path]:
-        self._ensure_dir(directory)
+    def prepare(self, snap: Snapshot) -> None:
+        """Lay out a snapshot's segments for a durable write, ahead of it (see
+        :meth:`PredictionLog._loop_cycle`): the event loop does this CPU work while the
+        writer thread sleeps, so the thread then needs the GIL only between its system
+        calls. A layout that fails is left to the write, which reports it."""
+        with contextlib.suppress(Exception):
+            snap.parts = self._parts(snap.data, True)
+
+    def _parts(self, data: SegmentData, durable: bool) -> list[Part]:
         # a write that is not durable goes through the page cache (an O_DIRECT write waits
         # for the device, which the event loop must not)
         direct = self._direct if durable else None
-        enc = lay_out(data, self.root, direct)
+        return [(h, part, lay_out(part, self.root, direct)) for h, part in data.split_by_hour()]
+
+    def _stage_raw(
+        self, directory: Path, data: SegmentData, durable: bool, enc: Encoded
+    ) -> tuple[Path, Path]:
+        self._ensure_dir(directory)
+        direct = self._direct if durable else None
         final = directory / f"{PART_PREFIX}{enc.ts_min_ns}-{file_tag()}{SEG_SUFFIX}"
         tmp = final.with_name(final.name + TMP_SUFFIX)
         try:
