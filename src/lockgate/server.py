@@ -278,6 +278,8 @@ def run(
     preload_frameworks(settings)  # before anything else is imported: see its docstring
     import uvicorn
 
+    from lockgate.web.protocol import CoalescingHttpToolsProtocol
+
     server = build(settings)
     config = uvicorn.Config(
         server.app,
@@ -286,7 +288,7 @@ def run(
         lifespan="on",
         access_log=False,
         log_level="warning",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # one write per response (see its module)
         ws="none",  # no WebSocket routes: spares importing a WebSocket implementation
         loop="uvloop" if _has_uvloop() else "asyncio",
         timeout_graceful_shutdown=30,
