@@ -256,6 +256,19 @@ def test_a_large_snapshot_goes_to_the_writer_thread(tmp_path: Path) -> None:
     log.close()
 
 
+def counted_and_held(log: PredictionLog) -> tuple[int, int]:
+    """The rows the log counts against its bound, and those it holds unwritten (in the
+    channels, their pending batches, the general queue, the snapshots for the thread)."""
+    with log._lock:
+        held = sum(
+            ch.n_rows + sum(predlog_mod._offered_rows(b) for b in ch.pending)
+            for ch in log._channels.values()
+        )
+        held += sum(it[1] for it in log._queue)
+        held += sum(s.data.num_rows for s in [*log._for_writer, *log._retry_snapshots])
+        return log._queued_rows, held
+
+
 def test_the_writer_thread_only_makes_system_calls_for_a_large_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -295,6 +308,8 @@ def test_the_writer_thread_only_makes_system_calls_for_a_large_snapshot(
                 await offer_all(log, [served(j, rows) for j in range(i, i + per_cycle // 20)])
                 i += per_cycle // 20
                 await asyncio.sleep(0.1 / 20)
+                counted, held = counted_and_held(log)
+                assert counted == held  # the bound counts what the channels still hold
         assert log._writer_cycles - cycles >= 3
         loop_only = {k: set(v) for k, v in seen.items()}
         await asyncio.to_thread(log.flush, 10)  # takes what the channels hold now
@@ -306,6 +321,49 @@ def test_the_writer_thread_only_makes_system_calls_for_a_large_snapshot(
     log.close()
     got = ids(tmp_path)
     assert len(got) == len(set(got)) == n * rows
+
+
+def test_records_left_in_the_channels_stay_counted_against_the_bound(tmp_path: Path) -> None:
+    """What the writer thread takes while the loop owns the channels leaves the count of
+    what the channels hold as it was (the bound must see those rows)."""
+    log = make(tmp_path)
+    log.submit_nowait(served(0))  # makes the channel
+    for i in range(1, 50):
+        assert log.offer(served(i, 3))
+    broken = served(50)
+    broken.error = "boom"  # a failed request: the general queue
+    log.submit_nowait(broken)
+    assert counted_and_held(log) == (1 + 49 * 3 + 1,) * 2
+    items, snaps = log._take(loop_owns_channels=True)
+    assert [it[0] for it in items] == [broken] and snaps == []
+    assert counted_and_held(log) == (1 + 49 * 3,) * 2
+    log._take(channels_only=True)
+    assert counted_and_held(log) == (0, 0)
+    log.close()
+
+
+def test_a_queue_near_its_bound_is_drained_by_the_thread_before_the_loop_s_cycle(
+    tmp_path: Path,
+) -> None:
+    """The thread leaves the channels to the loop, except when the records pass three
+    quarters of the bound: then it takes them at once, as a full queue cannot wait for the
+    loop's next cycle (here 30 s away)."""
+    log = make(tmp_path, flush_interval=30.0, max_queue_rows=2_000, overflow="block")
+    n = 20_000
+
+    async def main() -> float:
+        log.start(asyncio.get_running_loop())
+        await log.submit(served(0))
+        await asyncio.to_thread(log.flush, 10)
+        t0 = time.monotonic()
+        await offer_all(log, [served(i) for i in range(1, n)], per_tick=100)
+        await asyncio.to_thread(log.flush, 10)
+        return time.monotonic() - t0
+
+    took = asyncio.run(main())
+    log.close()
+    assert took < 20  # not one loop cycle per 2,000 records
+    assert len(set(ids(tmp_path))) == n
 
 
 def test_a_pause_in_traffic_keeps_the_channel_and_its_capacity(

@@ -522,26 +522,32 @@ class PredictionLog:
             snaps = self._take_channels_locked()
         else:
             snaps, self._retry_snapshots = self._retry_snapshots, []
-            self._queued_rows -= sum(s.data.num_rows for s in snaps)
         snaps += self._for_writer
         self._for_writer = []
         items = list(self._queue)
         self._queue = deque()
-        self._queued_rows = 0
+        if channels:
+            self._queued_rows = 0
+        else:  # what the channels hold stays counted against the bound
+            self._queued_rows -= sum(s.data.num_rows for s in snaps) + sum(it[1] for it in items)
         return items, snaps
 
     def _take(
         self, channels_only: bool = False, *, loop_owns_channels: bool = False
     ) -> tuple[list[Item], list[Snapshot]]:
         """What to write now. ``loop_owns_channels`` (the writer thread, while the event
-        loop runs its cycles): the channels stay for the loop's next cycle unless a
-        ``flush()`` waits in the queue (it must find every record offered before it)."""
+        loop runs its cycles): the channels stay for the loop's next cycle, unless a
+        ``flush()`` waits in the queue or the records pass three quarters of the bound."""
         with self._lock:
             if channels_only:
                 taken: tuple[list[Item], list[Snapshot]] = ([], self._take_channels_locked())
             else:
-                marker = any(it[0] is None for it in self._queue)
-                taken = self._take_locked(channels=marker or not loop_owns_channels)
+                # a flush() must find every record offered before it; a queue near its
+                # bound cannot wait for the loop's next cycle
+                urgent = self._queued_rows >= self._wake_rows or any(
+                    it[0] is None for it in self._queue
+                )
+                taken = self._take_locked(channels=urgent or not loop_owns_channels)
             self._woken = False
             room_waiters, self._room_waiters = self._room_waiters, []
             self._room.notify_all()
