@@ -84,6 +84,21 @@ def test_the_writes_of_one_turn_leave_as_one_call() -> None:
     run(main())
 
 
+def test_a_buffer_reused_after_its_write_does_not_change_what_is_sent() -> None:
+    async def main() -> None:
+        t, _, peer = await pair()
+        buf = bytearray(b"first")
+        t.write(buf)
+        buf[:] = b"XXXXX"  # what a caller may do once write() returned
+        t.write(memoryview(buf))
+        buf[:] = b"YYYYY"
+        await asyncio.sleep(0)
+        assert await receive(peer, 10) == b"firstXXXXX"
+        t.close()
+
+    run(main())
+
+
 def test_a_large_write_goes_at_once_after_what_is_held() -> None:
     async def main() -> None:
         t, spy, peer = await pair()

@@ -42,6 +42,8 @@ class CoalescingTransport:
             if size >= HOLD_BYTES:
                 self._transport.write(data)
                 return
+            if data.__class__ is not bytes:  # the caller may reuse a buffer once written
+                data = bytes(data)
             self._held = [data]
             self._held_bytes = size
             self._loop.call_soon(self.flush)
@@ -49,7 +51,7 @@ class CoalescingTransport:
             held.append(data)
             self.flush()
         else:
-            held.append(data)
+            held.append(data if data.__class__ is bytes else bytes(data))
             self._held_bytes += size
 
     def writelines(self, lines: Any) -> None:
