@@ -19,8 +19,18 @@ PG_URL = os.environ.get("LOCKGATE_TEST_DATABASE_URL", "")
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty metadata database: SQLite file or a new PostgreSQL database."""
+    """A new metadata database at the newest schema, with no data: a SQLite file or a new
+    PostgreSQL database."""
     with fresh_database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """A new, empty metadata database (no tables): for the tests of the migrations."""
+    folder = tmp_path / "empty-db"  # apart from database_url's file
+    folder.mkdir()
+    with fresh_database(folder, at_head=False) as url:
         yield url
 
 
@@ -99,15 +109,36 @@ DATABASE_INDEPENDENT = (
     "tests/serving/test_metrics.py",
     "tests/store/",
 )
-#: Database-independent files that the CI runs on its PostgreSQL pass instead of its SQLite
-#: pass (``LOCKGATE_TEST_PASS``, set by ``.ci/run``): the two passes run side by side, and the
-#: SQLite pass, which runs every other file, is the longer one. Run by hand (no
-#: ``LOCKGATE_TEST_PASS``), a SQLite pass runs them as it runs every file.
-BALANCED_TO_POSTGRES = (
-    "tests/gates/test_fairness_metrics.py",
-    "tests/gates/test_validate_cli.py",
-    "tests/serving/test_shutdown.py",
-)
+#: Files that the CI runs on one of its two passes only (``LOCKGATE_TEST_PASS``, set by
+#: ``.ci/run``): the two passes run side by side on a 2-core machine, so every second a file
+#: spends on both is a second of the run's length.
+#:
+#: * Database-independent files, moved from the SQLite pass (which runs every other file)
+#:   to balance the two.
+#: * End-to-end flows over real servers and child processes (rollouts, the closed loop,
+#:   schedules, alerts, training children), which cost the most and go through the same
+#:   store calls that the store, registry, audit and control-plane tests check on both
+#:   databases: each flow runs once, on the pass named, and the flows are shared between
+#:   the two databases. What depends on the database itself stays on both: leader election
+#:   (tests/rollout/test_server_lifecycle.py), concurrent registration
+#:   (tests/registry/test_concurrency.py), hot reload and every store-level test.
+#:
+#: Run by hand (no ``LOCKGATE_TEST_PASS``), a SQLite pass runs every file and a PostgreSQL
+#: pass every database-dependent one, these included.
+CI_PASS = {
+    "tests/gates/test_fairness_metrics.py": "postgresql",
+    "tests/gates/test_validate_cli.py": "postgresql",
+    "tests/serving/test_shutdown.py": "postgresql",
+    "tests/rollout/test_api_feedback.py": "postgresql",
+    "tests/automation/test_closed_loop.py": "postgresql",
+    "tests/automation/test_online_schedule.py": "postgresql",
+    "tests/automation/test_slo_rollback.py": "postgresql",
+    "tests/monitoring_service/test_server_alerts.py": "postgresql",
+    "tests/rollout/test_server_rollouts.py": "sqlite",
+    "tests/automation/test_runner_and_engine.py": "sqlite",
+    "tests/automation/test_shutdown_training.py": "sqlite",
+    "tests/automation/test_pipeline_schedule.py": "sqlite",
+}
 _ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -117,21 +148,21 @@ def _listed(rel: str, patterns: tuple[str, ...]) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On the PostgreSQL pass (LOCKGATE_TEST_DATABASE_URL set), deselect the
-    database-independent files listed above; they run on the SQLite pass, except, in CI,
-    those of BALANCED_TO_POSTGRES, which run on the PostgreSQL pass instead."""
+    database-independent files listed above; they run on the SQLite pass. In CI
+    (LOCKGATE_TEST_PASS set), a file of :data:`CI_PASS` runs on its pass only."""
     ci_pass = os.environ.get("LOCKGATE_TEST_PASS", "")
-    if not PG_URL and ci_pass != "sqlite":
+    if not PG_URL and not ci_pass:
         return
+    this_pass = "postgresql" if PG_URL else "sqlite"
     keep: list[pytest.Item] = []
     skipped: list[pytest.Item] = []
     for item in items:
         rel = Path(str(item.fspath)).resolve().relative_to(_ROOT).as_posix()
-        balanced = ci_pass != "" and _listed(rel, BALANCED_TO_POSTGRES)
-        # the PostgreSQL pass leaves the independent files to the SQLite pass, which in
-        # CI leaves it the balanced ones
-        independent = _listed(rel, DATABASE_INDEPENDENT)
-        elsewhere = (independent and not balanced) if PG_URL else balanced
-        (skipped if elsewhere else keep).append(item)
+        if ci_pass and rel in CI_PASS:
+            here = CI_PASS[rel] == this_pass
+        else:
+            here = not (PG_URL and _listed(rel, DATABASE_INDEPENDENT))
+        (keep if here else skipped).append(item)
     if skipped:
         config.hook.pytest_deselected(items=skipped)
         items[:] = keep

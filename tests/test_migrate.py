@@ -25,8 +25,8 @@ def test_head_constant_equals_alembic_head() -> None:
     )
 
 
-def test_ensure_schema_migrates_a_new_database_to_head(database_url: str) -> None:
-    db = Database(database_url)
+def test_ensure_schema_migrates_a_new_database_to_head(empty_database_url: str) -> None:
+    db = Database(empty_database_url)
     try:
         assert stored_revisions(db) == []
         ensure_schema(db)
@@ -38,8 +38,8 @@ def test_ensure_schema_migrates_a_new_database_to_head(database_url: str) -> Non
         db.dispose()
 
 
-def test_ensure_schema_upgrades_an_old_database(database_url: str) -> None:
-    db = Database(database_url)
+def test_ensure_schema_upgrades_an_old_database(empty_database_url: str) -> None:
+    db = Database(empty_database_url)
     try:
         upgrade(db, "0003")
         assert stored_revisions(db) == ["0003"]

@@ -347,7 +347,9 @@ def test_a_changed_policy_schedule_starts_counting_again(fake: Client, clock: Fa
     assert _tick(svc, clock, at(4, 0, 1, day=1)) == [("schedule", True, "policy")]
 
 
-def test_migration_0007_gives_existing_pipelines_an_empty_state(database_url: str) -> None:
+def test_migration_0007_gives_existing_pipelines_an_empty_state(
+    empty_database_url: str,
+) -> None:
     from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -357,7 +359,7 @@ def test_migration_0007_gives_existing_pipelines_an_empty_state(database_url: st
     from lockgate.store.migrate import alembic_config, ensure_schema, stored_revisions, upgrade
     from lockgate.store.schema import Base
 
-    db = Database(database_url)
+    db = Database(empty_database_url)
     try:
         upgrade(db, "0004")
         with db.engine.begin() as conn:  # a pipeline stored before the state column

@@ -107,7 +107,8 @@ def test_errors_are_one_line_without_traceback(env: dict[str, str], files: dict[
     assert code == 1 and "model: expected" in err
 
 
-def test_real_process_db_upgrade_and_error(env: dict[str, str]) -> None:
+def test_real_process_db_upgrade_and_error(env: dict[str, str], empty_database_url: str) -> None:
+    env = {**env, "LOCKGATE_DATABASE_URL": empty_database_url}  # a new, empty database
     exe = [sys.executable, "-m", "lockgate.cli"]
     r = subprocess.run(
         [*exe, "db", "upgrade", "--json"], env=env, capture_output=True, text=True, timeout=120
