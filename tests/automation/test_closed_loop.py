@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from tests import loopback
 from tests.databases import fresh_database
 from tests.rollout.live import wait_for
 from tests.serving.conftest import RunningServer, start_server
@@ -117,7 +117,7 @@ class DriftedTraffic:
         rows = frame[CREDIT_FEATURES].to_dict(orient="records")
         labels = frame[CREDIT_TARGET].tolist()
         i = 0
-        with httpx.Client(base_url=self.url, timeout=30) as http:
+        with loopback.client(base_url=self.url, timeout=30) as http:
             while not self._stop.is_set():
                 i = i + self.batch if i + 2 * self.batch <= len(rows) else 0
                 chunk = slice(i, i + self.batch)

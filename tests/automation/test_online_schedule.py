@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import SGDClassifier
 from sqlalchemy import select
+from tests import loopback
 from tests.rollout.live import wait_for
 from tests.serving.conftest import RunningServer, start_server
 
@@ -76,7 +76,7 @@ def online(
 def _serve_and_label(url: str, n: int) -> None:
     """``n`` served predictions of ``sgd``, each with its true label as feedback."""
     X, y = _frame(n, seed=2)
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with loopback.client(base_url=url, timeout=30) as http:
         for start in range(0, n, 50):
             rows = X.iloc[start : start + 50].to_dict(orient="records")
             r = http.post("/v1/endpoints/sgd/predict", json={"dataframe_records": rows})

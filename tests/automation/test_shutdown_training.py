@@ -13,12 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy import select
+from tests import loopback
 from tests.rollout.live import wait_for
 from tests.serving.conftest import start_server
 
@@ -46,7 +46,7 @@ def _serve_and_label(url: str, n: int) -> None:
     rng = np.random.default_rng(5)
     X = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n)})
     y = (X["x1"] > 0).astype(int).tolist()
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with loopback.client(base_url=url, timeout=30) as http:
         r = http.post("/v1/endpoints/m/predict", json={"dataframe_records": X.to_dict("records")})
         assert r.status_code == 200, r.text
         items = [{"id": p, "value": v} for p, v in zip(r.json()["prediction_ids"], y, strict=True)]
@@ -84,7 +84,7 @@ def test_sigterm_stops_the_training_child_and_records_the_run_cancelled(
     pids: dict[str, int] = {}
     try:
         _serve_and_label(srv.url, 30)
-        r = httpx.post(f"{srv.url}/api/v1/pipelines/m/runs", timeout=30)
+        r = loopback.post(f"{srv.url}/api/v1/pipelines/m/runs", timeout=30)
         assert r.status_code == 202, r.text
         run_id = r.json()["run"]
         try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from tests import loopback
 from tests.alerts.receiver import Receiver, receiver
 from tests.monitoring_service.conftest import ENDPOINT, fit, reference_frame
 from tests.serving.conftest import RunningServer, running_server, serving_workspace
@@ -51,7 +52,7 @@ class Traffic:
     def _run(self) -> None:
         rng = random.Random(0)
         colors = ["red", "green", "blue"]
-        with httpx.Client(base_url=self.url, timeout=10) as http:
+        with loopback.client(base_url=self.url, timeout=10) as http:
             while not self._stop.is_set():
                 rows = [
                     [rng.gauss(0, 1) + self.shift, rng.gauss(0, 1), rng.choice(colors)]
@@ -75,7 +76,7 @@ class Traffic:
 
 
 def monitor_state(url: str, name: str) -> str:
-    r = httpx.get(f"{url}/api/v1/monitors/{name}", timeout=10)
+    r = loopback.get(f"{url}/api/v1/monitors/{name}", timeout=10)
     assert r.status_code == 200, r.text
     return str(r.json()["state"])
 
@@ -124,7 +125,7 @@ def test_drift_and_quality_alerts_fire_signed_and_resolve(live: Live) -> None:
     srv, rec, client = live.server, live.receiver, live.client
     url = srv.url
     # the drift monitor through the REST API, signed with the server's secret
-    r = httpx.post(
+    r = loopback.post(
         f"{url}/api/v1/monitors",
         json={"name": "credit-drift", "endpoint": ENDPOINT, "kind": "drift", "threshold": 0.3,
               "window": "3s", "interval": "0.4s", "webhooks": [rec.url]},
@@ -162,14 +163,14 @@ def test_drift_and_quality_alerts_fire_signed_and_resolve(live: Live) -> None:
         time.sleep(1.5)  # still drifting: evaluated again, no second alert
         assert statuses(rec, "credit-drift") == ["firing"]
         assert statuses(rec, "credit-accuracy") == ["firing"]
-        drift_doc = httpx.get(
+        drift_doc = loopback.get(
             f"{url}/api/v1/endpoints/{ENDPOINT}/drift", params={"window": "2s"}, timeout=30
         ).json()
-        quality_doc = httpx.get(
+        quality_doc = loopback.get(
             f"{url}/api/v1/endpoints/{ENDPOINT}/quality/report", params={"window": "2s"},
             timeout=30,
         ).json()  # fmt: skip
-        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        metrics = loopback.get(f"{url}/metrics", timeout=10).text
 
         traffic.shift, traffic.wrong = 0.0, 0.0
         wait_for(
@@ -203,9 +204,9 @@ def test_drift_and_quality_alerts_fire_signed_and_resolve(live: Live) -> None:
     assert 'lockgate_drift_column_drifted{column="x1",endpoint="credit",version="1"} 1.0' in metrics
     assert 'lockgate_quality{endpoint="credit",metric="accuracy",version="1"}' in metrics
 
-    alerts = httpx.get(f"{url}/api/v1/alerts", timeout=10).json()["alerts"]
+    alerts = loopback.get(f"{url}/api/v1/alerts", timeout=10).json()["alerts"]
     assert len(alerts) == 4 and all(a["delivery"]["delivery"] == "delivered" for a in alerts)
-    events = httpx.get(f"{url}/api/v1/events", params={"subject": ENDPOINT}, timeout=10).json()
+    events = loopback.get(f"{url}/api/v1/events", params={"subject": ENDPOINT}, timeout=10).json()
     kinds = [e["kind"] for e in events["events"]]
     assert kinds.count("monitor.firing") == 2 and kinds.count("monitor.resolved") == 2
     for e in events["events"]:
@@ -216,20 +217,20 @@ def test_drift_and_quality_alerts_fire_signed_and_resolve(live: Live) -> None:
 
 def test_rest_validation_and_errors(live: Live) -> None:
     url = live.server.url
-    bad = httpx.post(
+    bad = loopback.post(
         f"{url}/api/v1/monitors",
         json={"name": "x", "endpoint": ENDPOINT, "kind": "error_rate",
               "webhooks": ["ftp://127.0.0.1/hook"]},
         timeout=10,
     )  # fmt: skip
     assert bad.status_code == 400 and bad.json()["field"] == "webhooks.url"
-    assert httpx.get(f"{url}/api/v1/monitors/nope", timeout=10).status_code == 404
-    r = httpx.get(f"{url}/api/v1/endpoints/nope/drift", timeout=10)
+    assert loopback.get(f"{url}/api/v1/monitors/nope", timeout=10).status_code == 404
+    r = loopback.get(f"{url}/api/v1/endpoints/nope/drift", timeout=10)
     assert r.status_code == 404
-    r = httpx.get(f"{url}/api/v1/endpoints/{ENDPOINT}/drift", params={"window": "x"}, timeout=10)
+    r = loopback.get(f"{url}/api/v1/endpoints/{ENDPOINT}/drift", params={"window": "x"}, timeout=10)
     assert r.status_code == 400 and r.json()["field"] == "window"
     before = {"since": "2020-01-01T00:00:00Z", "until": "2020-01-02T00:00:00Z"}
-    page = httpx.get(
+    page = loopback.get(
         f"{url}/api/v1/endpoints/{ENDPOINT}/drift", params={**before, "format": "html"},
         timeout=30,
     )  # fmt: skip

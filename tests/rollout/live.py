@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from tests import loopback
 from tests.rollout.scripted import SPEC, ScriptedModel
 
 from lockgate.client import Client
@@ -84,7 +85,7 @@ class Traffic:
     def _run(self, seed: int) -> None:
         rng = random.Random(seed)
         headers = {"x-lockgate-key": self.key} if self.key else {}
-        with httpx.Client(timeout=10) as http:
+        with loopback.client(timeout=10) as http:
             while not self._stop.is_set():
                 x = [rng.gauss(0, 1), rng.gauss(0, 1)]
                 body = {
@@ -116,11 +117,11 @@ def wait_for(fn: Any, timeout: float, every: float = 0.05) -> Any:
 
 
 def status(url: str) -> dict[str, Any]:
-    r = httpx.get(f"{url}/api/v1/rollouts/m", timeout=10)
+    r = loopback.get(f"{url}/api/v1/rollouts/m", timeout=10)
     assert r.status_code == 200, r.text
     return dict(r.json())
 
 
 def serving_weights(url: str) -> dict[str, float]:
-    doc = httpx.get(f"{url}/api/v1/endpoints/m", timeout=10).json()
+    doc = loopback.get(f"{url}/api/v1/endpoints/m", timeout=10).json()
     return dict((doc.get("serving") or {}).get("weights") or {})

@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from tests import loopback
 from tests.rollout.live import (
     Traffic,
     register_versions,
@@ -42,13 +43,13 @@ def _state(url: str, client: Client) -> tuple[int, int]:
     """Events a request could have caused, and the endpoint's generation. The controller's
     own leadership events are left out: under load its short test lease can lapse and be
     taken again at any moment, which no request causes."""
-    events = httpx.get(f"{url}/api/v1/events").json()["events"]
+    events = loopback.get(f"{url}/api/v1/events").json()["events"]
     caused = [e for e in events if e["kind"] != "controller.leader"]
     return len(caused), client.workspace.endpoints.get("m").generation
 
 
 def _post(url: str, path: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{url}/api/v1{path}", json=body, timeout=30)
+    return loopback.post(f"{url}/api/v1{path}", json=body, timeout=30)
 
 
 def test_bad_input_is_a_clear_4xx_and_changes_nothing(srv: RunningServer, client: Client) -> None:
@@ -83,24 +84,24 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(srv: RunningServer, client
         assert doc["error"]
         if field:
             assert doc["field"] == field, doc
-    r = httpx.post(f"{srv.url}/api/v1/rollouts/m/promote")
+    r = loopback.post(f"{srv.url}/api/v1/rollouts/m/promote")
     assert r.status_code == 404 and "no rollout" in r.json()["error"]
     assert _state(srv.url, client) == before
     assert _post(srv.url, "/rollouts", {"endpoint": "m", "candidate": 2}).status_code == 201
     mid = _state(srv.url, client)
     second = _post(srv.url, "/rollouts", {"endpoint": "m", "candidate": 3})
     assert second.status_code == 409 and "already has an active rollout" in second.json()["error"]
-    r = httpx.post(f"{srv.url}/api/v1/rollouts/m/resume", json={})
+    r = loopback.post(f"{srv.url}/api/v1/rollouts/m/resume", json={})
     assert r.status_code == 409  # not paused
     assert _state(srv.url, client) == mid
-    r = httpx.post(f"{srv.url}/api/v1/rollouts/m/abort", json={"reason": "test"})
+    r = loopback.post(f"{srv.url}/api/v1/rollouts/m/abort", json={"reason": "test"})
     assert r.status_code == 200 and r.json()["state"] == "aborted"
-    r = httpx.post(f"{srv.url}/api/v1/rollouts/m/promote", json={})
+    r = loopback.post(f"{srv.url}/api/v1/rollouts/m/promote", json={})
     assert r.status_code == 409 and "aborted" in r.json()["error"]
 
 
 def _predict(url: str, key: str, x: list[float]) -> tuple[str, str]:
-    r = httpx.post(
+    r = loopback.post(
         f"{url}/v1/endpoints/m/predict",
         json={"dataframe_split": {"columns": ["x1", "x2"], "data": [x]}},
         headers={"x-lockgate-key": key},
@@ -158,7 +159,7 @@ def test_ab_is_sticky_and_feedback_decides_it(srv: RunningServer, client: Client
     assert doc["stored"] == 240 and doc["unknown_ids"] == ["not-a-prediction-0"]
     again = _post(srv.url, "/feedback", {"endpoint": "m", "items": items[:10]}).json()
     assert again["updated"] == 10 and again["stored"] == 0
-    q = httpx.get(f"{srv.url}/api/v1/endpoints/m/quality").json()["quality"]
+    q = loopback.get(f"{srv.url}/api/v1/endpoints/m/quality").json()["quality"]
     by_version = {row["version"]: row for row in q}
     # every prediction was served by an A/B arm: the test was not ended under it
     assert set(by_version) == {1, 2} and all(row["role"] == "arm" for row in q), (

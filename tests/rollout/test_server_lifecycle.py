@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-import httpx
+from tests import loopback
 from tests.rollout.live import (
     Traffic,
     register_versions,
@@ -36,7 +36,7 @@ def test_killed_server_resumes_the_rollout_where_it_was(
             "analysis": {"min_requests": 150},
         }
         with Traffic(srv.url, threads=4, pause=0.002):
-            r = httpx.post(f"{srv.url}/api/v1/rollouts", json=body)
+            r = loopback.post(f"{srv.url}/api/v1/rollouts", json=body)
             assert r.status_code == 201, r.text
             before = wait_for(lambda: (s := status(srv.url))["step"] == 1 and s, 30, 0.02)
         # traffic stopped right after the advance: the new step's window holds too few rows
@@ -73,7 +73,7 @@ def test_killed_server_resumes_the_rollout_where_it_was(
 
 
 def _leader(url: str) -> bool:
-    return bool(httpx.get(f"{url}/api/v1/controller", timeout=10).json()["leader"])
+    return bool(loopback.get(f"{url}/api/v1/controller", timeout=10).json()["leader"])
 
 
 def test_two_servers_one_database_exactly_one_leader(
@@ -91,17 +91,17 @@ def test_two_servers_one_database_exactly_one_leader(
             assert [_leader(a.url), _leader(b.url)].count(True) == 1
             time.sleep(0.25)
         leader, other = (a, b) if _leader(a.url) else (b, a)
-        holder = httpx.get(f"{leader.url}/api/v1/controller").json()["holder"]
-        assert httpx.get(f"{other.url}/api/v1/controller").json()["lease"]["holder"] == holder
+        holder = loopback.get(f"{leader.url}/api/v1/controller").json()["holder"]
+        assert loopback.get(f"{other.url}/api/v1/controller").json()["lease"]["holder"] == holder
         leader.stop()  # SIGTERM: the lease is released, not left to expire (10 s)
         t0 = time.monotonic()
         wait_for(lambda: _leader(other.url), 5)
         assert time.monotonic() - t0 < 5
-        events = httpx.get(f"{other.url}/api/v1/events", params={"kind": "controller.leader"})
+        events = loopback.get(f"{other.url}/api/v1/events", params={"kind": "controller.leader"})
         holders = [e["payload"]["holder"] for e in events.json()["events"]]
         assert holders[-2:] == [
             holder,
-            httpx.get(f"{other.url}/api/v1/controller").json()["holder"],
+            loopback.get(f"{other.url}/api/v1/controller").json()["holder"],
         ]
     finally:
         for s in (a, b):

@@ -8,8 +8,8 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 
-import httpx
 import pytest
+from tests import loopback
 from tests.databases import fresh_database
 from tests.rollout.live import (
     Q80,
@@ -75,7 +75,7 @@ def client(shared: tuple[Client, RunningServer]) -> Client:
 
 def _start(url: str, candidate: int, **body: object) -> dict[str, object]:
     doc = {"endpoint": "m", "candidate": candidate, "interval": f"{INTERVAL}s", **body}
-    r = httpx.post(f"{url}/api/v1/rollouts", json=doc, timeout=10)
+    r = loopback.post(f"{url}/api/v1/rollouts", json=doc, timeout=10)
     assert r.status_code == 201, r.text
     return dict(r.json())
 
@@ -125,9 +125,11 @@ def test_candidate_failing_on_a_fifth_of_inputs_is_rolled_back(live: RunningServ
     checks = {c["name"]: c for c in doc["analysis"]["checks"]}
     assert checks["error_rate"]["verdict"] == "fail"
     assert 0.1 < checks["error_rate"]["value"] < 0.35
-    events = httpx.get(f"{live.url}/api/v1/events", params={"kind": "rollout.rolled_back"}).json()
+    events = loopback.get(
+        f"{live.url}/api/v1/events", params={"kind": "rollout.rolled_back"}
+    ).json()
     assert events["events"][-1]["actor"] == "lockgate-controller"
-    r = httpx.post(f"{live.url}/api/v1/rollouts/m/promote", json={"reason": "try anyway"})
+    r = loopback.post(f"{live.url}/api/v1/rollouts/m/promote", json={"reason": "try anyway"})
     assert r.status_code == 409 and "rolled back" in r.json()["error"]
     assert status(live.url)["state"] == "rolled_back"
 
@@ -155,7 +157,7 @@ def test_healthy_candidate_walks_the_steps_and_becomes_champion(
     # the controller counts a transition once record_analysis has stored it, and the data
     # plane can serve the new weights in between: wait for the count, do not assume it
     promoted = 'lockgate_rollout_transitions_total{action="promote",endpoint="m"} 1.0'
-    wait_for(lambda: promoted in httpx.get(f"{live.url}/metrics").text, 10)
+    wait_for(lambda: promoted in loopback.get(f"{live.url}/metrics").text, 10)
 
 
 def test_failing_shadow_fails_no_user_request(live: RunningServer, client: Client) -> None:
@@ -169,7 +171,7 @@ def test_failing_shadow_fails_no_user_request(live: RunningServer, client: Clien
     assert all(a.status == 200 for a in answers)  # 0 failed primary responses
     checks = {c["name"]: c for c in doc["analysis"]["checks"]}
     assert checks["error_rate"]["value"] == 1.0  # the shadow failed every copy
-    m = httpx.get(f"{live.url}/metrics").text
+    m = loopback.get(f"{live.url}/metrics").text
     assert 'lockgate_requests_total{code="500",endpoint="m",role="shadow",version="5"}' in m
     # the shadow's records share the primary's request ids
     from lockgate.store.predlog import PredictionLog
@@ -182,7 +184,7 @@ def test_failing_shadow_fails_no_user_request(live: RunningServer, client: Clien
 
 
 def _shadowed(url: str) -> bool:
-    doc = httpx.get(f"{url}/api/v1/endpoints/m", timeout=10).json()
+    doc = loopback.get(f"{url}/api/v1/endpoints/m", timeout=10).json()
     return bool((doc.get("serving") or {}).get("shadows"))
 
 

@@ -20,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from sklearn.linear_model import LogisticRegression
+from tests import loopback
 from tests.databases import fresh_database
 
 from lockgate.client import Client, connect
@@ -71,7 +72,7 @@ def start_server(
         if proc.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
         try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+            if loopback.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
                 return RunningServer(url, proc, e, log_path)
         except httpx.HTTPError:
             pass
@@ -171,7 +172,7 @@ def wait_until_served(
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        r = httpx.get(f"{url}/v2/models/{endpoint}", timeout=5)
+        r = loopback.get(f"{url}/v2/models/{endpoint}", timeout=5)
         if r.status_code == 200 and (version is None or str(version) in r.json()["versions"]):
             return
         last = r.text
@@ -181,7 +182,7 @@ def wait_until_served(
 
 def scrape(url: str) -> list[Sample]:
     """Every sample on the server's /metrics, parsed as Prometheus text."""
-    r = httpx.get(f"{url}/metrics", timeout=10)
+    r = loopback.get(f"{url}/metrics", timeout=10)
     assert r.status_code == 200, r.text
     return [s for fam in text_string_to_metric_families(r.text) for s in fam.samples]
 

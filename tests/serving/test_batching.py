@@ -20,6 +20,7 @@ from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from tests import loopback
 from tests.serving.conftest import SharedServer, metric, scrape, wait_until_served
 
 IRIS = ["x1", "x2", "x3"]
@@ -226,7 +227,7 @@ def test_a_full_queue_answers_503_with_retry_after(batched: Batched) -> None:
             assert r.json()["outputs"][0]["data"] == batched.iris.predict(rows).tolist()
     # a request larger than the whole queue is still served when the queue is empty
     big = rng.normal(size=(5, 3))
-    r = httpx.post(f"{batched.url}/v2/models/iris-tinyqueue/infer", json=oip(big, "big"))
+    r = loopback.post(f"{batched.url}/v2/models/iris-tinyqueue/infer", json=oip(big, "big"))
     assert (
         r.status_code == 200
         and r.json()["outputs"][0]["data"] == batched.iris.predict(big).tolist()

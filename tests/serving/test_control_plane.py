@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from tests import loopback
 from tests.serving.conftest import SharedServer, wait_until_served
 
 
 @pytest.fixture(scope="module")
 def api(shared: SharedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{shared.url}/api/v1", timeout=30) as c:
+    with loopback.client(base_url=f"{shared.url}/api/v1", timeout=30) as c:
         yield c
 
 
@@ -66,7 +67,7 @@ def _predict(shared: SharedServer, endpoint: str, rows: np.ndarray) -> dict[str,
         {"name": n, "shape": [len(rows)], "datatype": "FP64", "data": rows[:, j].tolist()}
         for j, n in enumerate(["x1", "x2", "x3"])
     ]
-    r = httpx.post(f"{shared.url}/v2/models/{endpoint}/infer", json={"inputs": inputs})
+    r = loopback.post(f"{shared.url}/v2/models/{endpoint}/infer", json={"inputs": inputs})
     assert r.status_code == 200, r.text
     return dict(r.json())
 

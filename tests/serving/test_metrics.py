@@ -7,9 +7,9 @@ import re
 import time
 from collections import defaultdict
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from tests import loopback
 from tests.serving.conftest import SharedServer, metric, scrape
 
 from lockgate.serving.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
@@ -44,7 +44,7 @@ def _traffic(url: str) -> None:
         {"name": n, "shape": [2], "datatype": "FP64", "data": [0.5, -1.0]}
         for n in ("x1", "x2", "x3")
     ]
-    with httpx.Client(base_url=url, timeout=30) as c:
+    with loopback.client(base_url=url, timeout=30) as c:
         for path in ("/v2/models/iris/infer",) * 3 + ("/v2/models/iris/versions/1/infer",):
             assert c.post(path, json={"inputs": inputs}).status_code == 200
         r = c.post("/v1/endpoints/iris/predict", json={"inputs": [[0.0, 1.0, 2.0]] * 3})
@@ -53,7 +53,7 @@ def _traffic(url: str) -> None:
 
 
 def test_prometheus_text_with_lockgate_names(shared: SharedServer) -> None:
-    r = httpx.get(f"{shared.url}/metrics")
+    r = loopback.get(f"{shared.url}/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain; version=")
     families = list(text_string_to_metric_families(r.text))
@@ -150,7 +150,7 @@ def test_labels_are_bounded(shared: SharedServer) -> None:
     labels are closed enumerations; nothing is labelled per request."""
     _traffic(shared.url)
     by_family = _labels_by_family(scrape(shared.url))
-    endpoints = httpx.get(f"{shared.url}/api/v1/endpoints").json()["endpoints"]
+    endpoints = loopback.get(f"{shared.url}/api/v1/endpoints").json()["endpoints"]
     known = {e["name"] for e in endpoints}
     for family, allowed in SERVING.items():
         labels = by_family[family]

@@ -11,12 +11,13 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from tests import loopback
 from tests.serving.conftest import SharedServer
 
 
 @pytest.fixture(scope="module")
 def http(shared: SharedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=shared.url, timeout=30) as c:
+    with loopback.client(base_url=shared.url, timeout=30) as c:
         yield c
 
 

@@ -15,6 +15,7 @@ import orjson
 import pandas as pd
 import pytest
 import tritonclient.http as triton
+from tests import loopback
 from tests.serving.conftest import SharedServer
 from tritonclient.utils import InferenceServerException
 
@@ -39,7 +40,7 @@ IRIS = ["x1", "x2", "x3"]
 
 @pytest.fixture(scope="module")
 def http(shared: SharedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=shared.url, timeout=30) as c:
+    with loopback.client(base_url=shared.url, timeout=30) as c:
         yield c
 
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 import uvloop
+from tests import loopback
 
 from lockgate.web import protocol
 from lockgate.web.protocol import CoalescingHttpToolsProtocol, CoalescingTransport
@@ -224,7 +225,7 @@ def test_a_streamed_body_larger_than_the_socket_buffers_arrives_whole(server: st
 
 
 def test_keep_alive_responses_over_one_connection(server: str) -> None:
-    with httpx.Client(base_url=server) as c:
+    with loopback.client(base_url=server) as c:
         for i in range(50):
             r = c.get(f"/k{i}")
             assert r.status_code == 200 and r.content == b"/k%d" % i

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from tests import loopback
 from tests.serving.conftest import start_server
 
 from lockgate.client import Client
@@ -30,7 +30,7 @@ def test_control_plane_answers_from_the_first_request(
     try:
         # all at once, straight after ready: they wait for the control plane, none fails
         with ThreadPoolExecutor(len(PATHS)) as pool:
-            answers = list(pool.map(lambda p: httpx.get(f"{srv.url}{p}", timeout=60), PATHS))
+            answers = list(pool.map(lambda p: loopback.get(f"{srv.url}{p}", timeout=60), PATHS))
         for path, r in zip(PATHS, answers, strict=True):
             assert r.status_code == 200, (path, r.text)
         health, openapi, endpoints, metrics = answers
@@ -129,7 +129,7 @@ def test_the_server_limits_the_model_libraries_threads(
     for value in ("1", "0"):
         srv = start_server(env, tmp_path, extra_env={"LOCKGATE_INFERENCE_THREADS": value})
         try:  # once the control plane is up too: its start-up thread is gone
-            assert httpx.get(f"{srv.url}/api/v1/health", timeout=60).status_code == 200
+            assert loopback.get(f"{srv.url}/api/v1/health", timeout=60).status_code == 200
             counts[value] = len(os.listdir(f"/proc/{srv.proc.pid}/task"))
         finally:
             assert srv.stop() == 0, srv.log()
