@@ -154,6 +154,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not PG_URL and not ci_pass:
         return
     this_pass = "postgresql" if PG_URL else "sqlite"
+    if ci_pass and ci_pass != this_pass:
+        raise pytest.UsageError(
+            f"LOCKGATE_TEST_PASS={ci_pass!r} but the tests run on {this_pass} "
+            "(LOCKGATE_TEST_DATABASE_URL names the PostgreSQL server of that pass)"
+        )
+    unknown = [p for p in CI_PASS if not (_ROOT / p).is_file()]
+    if ci_pass and unknown:
+        raise pytest.UsageError(f"CI_PASS names files that do not exist: {unknown}")
     keep: list[pytest.Item] = []
     skipped: list[pytest.Item] = []
     for item in items:
