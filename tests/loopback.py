@@ -24,13 +24,5 @@ def post(url: str, **kwargs: Any) -> httpx.Response:
     return httpx.post(url, verify=SSL_CONTEXT, **kwargs)
 
 
-def put(url: str, **kwargs: Any) -> httpx.Response:
-    return httpx.put(url, verify=SSL_CONTEXT, **kwargs)
-
-
-def delete(url: str, **kwargs: Any) -> httpx.Response:
-    return httpx.delete(url, verify=SSL_CONTEXT, **kwargs)
-
-
 def client(**kwargs: Any) -> httpx.Client:
     return httpx.Client(verify=SSL_CONTEXT, **kwargs)
